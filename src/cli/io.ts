@@ -1,0 +1,157 @@
+import { createColors } from "picocolors";
+import { CastraError } from "../errors.js";
+
+type Colors = ReturnType<typeof createColors>;
+
+/** One output stream with what commands need to know about it. */
+export interface OutStream {
+  write(text: string): void;
+  readonly isTTY: boolean;
+  readonly color: Colors;
+  readonly columns: number;
+}
+
+/** A block of lines redrawn in place on a TTY (one per VM or download); silent elsewhere. */
+export interface LiveRegion {
+  set(key: string, line: string): void;
+  /** Leaves the last drawn lines on screen and stops redrawing. */
+  done(): void;
+}
+
+/** The terminal, injected into every command so commands are tested without one. */
+export interface IO {
+  readonly out: OutStream;
+  readonly err: OutStream;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  /** A line of ordinary output on stdout. */
+  print(line: string): void;
+  /** A line about progress on stderr, so stdout stays machine-readable. */
+  info(line: string): void;
+  success(line: string): void;
+  warn(line: string): void;
+  error(err: CastraError, debug?: boolean): void;
+  live(): LiveRegion;
+}
+
+export function colorEnabled(isTTY: boolean, env: NodeJS.ProcessEnv, noColorFlag = false): boolean {
+  if (noColorFlag) return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== "" && force !== "0" && force !== "false") return true;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
+  return isTTY;
+}
+
+export function makeStream(
+  write: (text: string) => void,
+  isTTY: boolean,
+  color: boolean,
+  columns = 80,
+): OutStream {
+  return { write, isTTY, color: createColors(color), columns };
+}
+
+export class StreamIO implements IO {
+  constructor(
+    readonly out: OutStream,
+    readonly err: OutStream,
+    readonly env: NodeJS.ProcessEnv,
+    readonly cwd: string,
+  ) {}
+
+  print(line: string): void {
+    this.out.write(`${line}\n`);
+  }
+
+  info(line: string): void {
+    this.err.write(`${line}\n`);
+  }
+
+  success(line: string): void {
+    const c = this.err.color;
+    this.err.write(`${c.green("✓")} ${line}\n`);
+  }
+
+  warn(line: string): void {
+    const c = this.err.color;
+    this.err.write(`${c.yellow("warning:")} ${line}\n`);
+  }
+
+  error(err: CastraError, debug = false): void {
+    const c = this.err.color;
+    const lines = [`${c.red(c.bold("error:"))} ${err.headline}`];
+    if (err.detail) lines.push(...err.detail.split("\n").map((l) => `  ${l}`));
+    if (err.hint) lines.push(`${c.cyan("hint:")} ${err.hint}`);
+    if (debug && err.stack) lines.push(c.dim(err.stack));
+    if (debug && err.cause instanceof Error && err.cause.stack) lines.push(c.dim(`cause: ${err.cause.stack}`));
+    this.err.write(`${lines.join("\n")}\n`);
+  }
+
+  live(): LiveRegion {
+    return this.err.isTTY ? new TtyLiveRegion(this.err) : { set() {}, done() {} };
+  }
+}
+
+class TtyLiveRegion implements LiveRegion {
+  private readonly lines = new Map<string, string>();
+  private drawn = 0;
+  private finished = false;
+
+  constructor(private readonly stream: OutStream) {}
+
+  set(key: string, line: string): void {
+    if (this.finished) return;
+    this.lines.set(key, line);
+    this.redraw();
+  }
+
+  done(): void {
+    this.finished = true;
+  }
+
+  private redraw(): void {
+    const width = Math.max(20, this.stream.columns - 1);
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : "";
+    for (const line of this.lines.values()) text += `\x1b[2K${truncate(line, width)}\n`;
+    this.drawn = this.lines.size;
+    this.stream.write(text);
+  }
+}
+
+function truncate(line: string, width: number): string {
+  // Count visible characters only, so colour codes do not shorten the line.
+  const visible = line.replace(/\x1b\[[0-9;]*m/g, "");
+  return visible.length <= width ? line : `${visible.slice(0, width - 1)}…`;
+}
+
+export function processIO(noColor = false): IO {
+  const env = process.env;
+  const stream = (s: NodeJS.WriteStream) =>
+    makeStream(
+      (text) => s.write(text),
+      Boolean(s.isTTY),
+      colorEnabled(Boolean(s.isTTY), env, noColor),
+      s.columns ?? 80,
+    );
+  return new StreamIO(stream(process.stdout), stream(process.stderr), env, process.cwd());
+}
+
+/** An IO that records everything, for tests. */
+export interface CapturedIO extends IO {
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+}
+
+export function captureIO(options: { cwd: string; env?: NodeJS.ProcessEnv; isTTY?: boolean }): CapturedIO {
+  let out = "";
+  let err = "";
+  const tty = options.isTTY ?? false;
+  const env = options.env ?? {};
+  const io = new StreamIO(
+    makeStream((t) => (out += t), tty, colorEnabled(tty, env)),
+    makeStream((t) => (err += t), tty, colorEnabled(tty, env)),
+    env,
+    options.cwd,
+  );
+  return Object.assign(io, { stdout: () => out, stderr: () => err });
+}

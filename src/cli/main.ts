@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { type Command, CommanderError } from "commander";
+import { CastraError, ExitCode, UsageError } from "../errors.js";
+import { type IO, processIO } from "./io.js";
+import { buildProgram } from "./program.js";
+
+/** The only place that turns errors into exit codes. */
+async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let io: IO | undefined;
+  let exitCode = 0;
+  let interrupts = 0;
+  process.on("SIGINT", () => {
+    interrupts += 1;
+    // A second Ctrl-C means the user does not want to wait for a clean stop.
+    if (interrupts > 1) process.exit(ExitCode.interrupted);
+    controller.abort();
+  });
+
+  const program = buildProgram({
+    makeIO: (noColor) => processIO(noColor),
+    signal: controller.signal,
+    started: (chosen) => {
+      io = chosen;
+    },
+    finished: (code) => {
+      exitCode = code;
+    },
+  });
+  quietUsageErrors(program);
+
+  if (argv.length === 0) {
+    process.stderr.write(program.helpInformation());
+    return ExitCode.usage;
+  }
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
+  } catch (err) {
+    const out = io ?? processIO(argv.includes("--no-color"));
+    const debug = process.env.CASTRA_DEBUG === "1";
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return 0; // --help and --version
+      out.error(usageError(err), debug);
+      return ExitCode.usage;
+    }
+    if (err instanceof CastraError) {
+      out.error(err, debug);
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    out.error(
+      new CastraError("castra failed unexpectedly", ExitCode.software, {
+        detail: message,
+        hint: "run again with CASTRA_DEBUG=1 and report the output at the castra issue tracker",
+        cause: err,
+      }),
+      true,
+    );
+    return ExitCode.software;
+  }
+}
+
+/** Commander throws instead of exiting, and main prints its usage errors in castra's format. */
+function quietUsageErrors(cmd: Command): void {
+  cmd.exitOverride();
+  cmd.configureOutput({ outputError: () => {} });
+  for (const sub of cmd.commands) quietUsageErrors(sub);
+}
+
+function usageError(err: CommanderError): UsageError {
+  // Commander's message reads "error: unknown command 'upp'\n(Did you mean up?)".
+  const [first = err.message, ...rest] = err.message.replace(/^error: /, "").split("\n");
+  const suggestion = rest.join(" ").match(/Did you mean (.+)\?/)?.[1];
+  const hint = suggestion ? `did you mean ${suggestion}? See \`castra --help\`` : "see `castra --help`";
+  return new UsageError(first, { hint });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`castra: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = ExitCode.software;
+  },
+);

@@ -1,0 +1,61 @@
+/** The validated project model that every command works from, whether read from castra.toml or synthesized. */
+
+export type Protocol = "tcp" | "udp";
+
+export interface PortForward {
+  host: number;
+  guest: number;
+  protocol: Protocol;
+  /** Host address the forward listens on; 127.0.0.1 unless the config names another. */
+  hostAddress: string;
+}
+
+/** Where a VM's base image comes from: a file the user brings, or a catalog image castra materialises. */
+export type BaseImageSource =
+  | { kind: "path"; path: string }
+  | { kind: "managed"; name: string; version: string; useProfile: boolean };
+
+export interface VmConfig {
+  name: string;
+  source: BaseImageSource;
+  /** Absolute path of the per-VM copy-on-write overlay. */
+  overlay: string;
+  /** Unset means: the catalog profile's hint for managed images, else the castra default. */
+  cpus?: number;
+  memoryBytes?: number;
+  /** A serial-console line that means the guest is ready. */
+  readyPattern?: string;
+  portForwards: PortForward[];
+}
+
+export interface BrokerConfig {
+  port: number;
+}
+
+export interface ConfigWarning {
+  /** Field path as the user wrote it, e.g. `vms[0].foo`. */
+  path: string;
+  message: string;
+}
+
+export interface Project {
+  name: string;
+  /** Directory that relative paths and `.castra/` hang off: the config file's directory, or the cwd. */
+  rootDir: string;
+  /** Absolute path of castra.toml, or null for the synthesized default project. */
+  configPath: string | null;
+  synthesized: boolean;
+  /** Absolute path of `.castra/`. */
+  stateDir: string;
+  version: string;
+  vms: VmConfig[];
+  broker?: BrokerConfig;
+  warnings: ConfigWarning[];
+}
+
+export const DEFAULT_HOST_ADDRESS = "127.0.0.1";
+export const DEFAULT_VM_NAME = "alpine";
+export const DEFAULT_MANAGED_IMAGE = { name: "alpine-minimal", version: "v1" } as const;
+/** Used for VMs with no cpus/memory in castra.toml and no catalog hint. */
+export const DEFAULT_CPUS = 1;
+export const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
