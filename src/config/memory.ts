@@ -13,7 +13,9 @@ export const MEMORY_EXAMPLE = '"2048 MiB"';
 export function parseMemorySize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   if (!match) {
-    throw new Error(`"${text}" is not a size: write a number and a unit, e.g. ${MEMORY_EXAMPLE}, "2 GiB" or "512M"`);
+    throw new Error(
+      `"${text}" is not a size: write a number and a unit, e.g. ${MEMORY_EXAMPLE}, "2 GiB" or "512M"`,
+    );
   }
   const [, amount = "", rawUnit = ""] = match;
   if (rawUnit === "") {

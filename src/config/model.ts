@@ -36,6 +36,8 @@ export interface ConfigWarning {
   /** Field path as the user wrote it, e.g. `vms[0].foo`. */
   path: string;
   message: string;
+  /** `unknown_key` warnings are summarised together; a `notice` (e.g. a forward open to the network) stands alone. */
+  kind?: "unknown_key" | "notice";
 }
 
 export interface Project {

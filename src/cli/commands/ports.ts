@@ -1,0 +1,74 @@
+import { displayPath } from "../../config/load.js";
+import type { Project } from "../../config/model.js";
+import { describeClaim, findPortConflicts } from "../../config/ports.js";
+import type { CommandContext } from "../context.js";
+import { resolveProject } from "../project.js";
+
+export interface PortsOptions {
+  verbose?: boolean;
+}
+
+/**
+ * `castra ports`: the declared forwards as a plain, aligned table on stdout; conflicts are warnings on
+ * stderr and the exit code stays 0, because `castra up` refuses to start with them anyway.
+ */
+export async function runPorts(opts: PortsOptions, ctx: CommandContext): Promise<number> {
+  const { io } = ctx;
+  const project = await resolveProject(ctx);
+  if (opts.verbose) for (const line of projectNotes(project, io.cwd)) io.print(line);
+
+  const rows = project.vms.flatMap((vm) =>
+    vm.portForwards.map((f) => [vm.name, `${f.hostAddress}:${f.host}`, String(f.guest), f.protocol]),
+  );
+  if (opts.verbose && project.broker) rows.push(["(broker)", `127.0.0.1:${project.broker.port}`, "-", "tcp"]);
+
+  if (rows.length === 0) {
+    io.info(
+      project.synthesized
+        ? "No port forwards: no castra.toml here, and the default project forwards none. `castra init` writes one to edit."
+        : "No port forwards declared. Add a [[vms.port_forwards]] table (host = 2222, guest = 22) to forward one.",
+    );
+  } else {
+    for (const line of formatTable(["VM", "HOST", "GUEST", "PROTO"], rows)) io.print(line);
+  }
+
+  const conflicts = findPortConflicts(project);
+  for (const conflict of conflicts) {
+    const who = conflict.claims.map(describeClaim).join(", ");
+    io.warn(
+      `host port ${conflict.port}/${conflict.protocol} is claimed ${conflict.claims.length} times: ${who}`,
+    );
+  }
+  if (conflicts.length > 0) {
+    io.info("`castra up` refuses to start while host ports conflict: give each forward its own `host` port.");
+  }
+  return 0;
+}
+
+function projectNotes(project: Project, cwd: string): string[] {
+  if (project.synthesized) {
+    return [
+      `project: ${project.name} (default project: no castra.toml found, nothing written)`,
+      `vms:     ${project.vms.map((vm) => vm.name).join(", ")}`,
+      "broker:  none (the default project has no broker)",
+      "",
+    ];
+  }
+  const file = project.configPath ? displayPath(project.configPath, cwd) : "";
+  return [
+    `project: ${project.name} (${file})`,
+    `broker:  ${project.broker ? `127.0.0.1:${project.broker.port}/tcp reserved` : "none ([broker] not set)"}`,
+    "",
+  ];
+}
+
+/** Columns padded to their widest cell, two spaces apart, no trailing spaces: easy to read and to cut. */
+export function formatTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
