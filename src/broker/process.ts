@@ -1,0 +1,84 @@
+import { spawn } from "node:child_process";
+import { open, rm } from "node:fs/promises";
+import { fsError, LaunchError } from "../errors.js";
+import { readTailLines } from "../vm/log-tail.js";
+import { projectPaths } from "../vm/paths.js";
+import { signalIfOurs, sleep, waitForExit } from "../vm/process-identity.js";
+import { type BrokerRecord, readBrokerState, writeBrokerRecord } from "./state.js";
+
+const START_TIMEOUT_MS = 15_000;
+
+export interface BrokerLaunch {
+  stateDir: string;
+  projectDir: string;
+  port: number;
+  /** How to run castra itself: node, its flags and the CLI entry script. */
+  command: { execPath: string; execArgv: string[]; entry: string };
+}
+
+/** Starts the hidden `castra broker` detached, records it in run/broker.pid and waits until it listens. */
+export async function startBroker(launch: BrokerLaunch): Promise<BrokerRecord> {
+  const paths = projectPaths({ stateDir: launch.stateDir });
+  const args = [
+    ...launch.command.execArgv,
+    launch.command.entry,
+    "broker",
+    "--project-dir",
+    launch.projectDir,
+    "--port",
+    String(launch.port),
+  ];
+  let log: Awaited<ReturnType<typeof open>>;
+  try {
+    log = await open(paths.brokerLog, "a", 0o600);
+  } catch (err) {
+    throw fsError(err, "open the broker log", paths.brokerLog);
+  }
+  const child = spawn(launch.command.execPath, args, { detached: true, stdio: ["ignore", log.fd, log.fd] });
+  await log.close();
+  let exited = false;
+  child.on("exit", () => {
+    exited = true;
+  });
+  child.on("error", () => {
+    exited = true;
+  });
+  child.unref();
+  const record: BrokerRecord = {
+    pid: child.pid ?? -1,
+    argv: [launch.command.execPath, ...args],
+    port: launch.port,
+    startedAt: new Date().toISOString(),
+  };
+  if (record.pid > 0) await writeBrokerRecord(launch.stateDir, record);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!exited && Date.now() < deadline) {
+    if ((await readBrokerState(launch.stateDir))?.pid === record.pid) return record;
+    await sleep(50);
+  }
+  if (!exited) child.kill("SIGKILL");
+  await rm(paths.brokerPidFile, { force: true });
+  const lines = await readTailLines(paths.brokerLog, 8).catch(() => []);
+  throw new LaunchError(`The host broker did not start on 127.0.0.1:${launch.port}`, {
+    detail:
+      lines.length > 0
+        ? `Last lines of ${paths.brokerLog}:\n${lines.map((l) => `  ${l}`).join("\n")}`
+        : undefined,
+    hint: `check ${paths.brokerLog}, free the port or change [broker] port in castra.toml, then run \`castra up\` again`,
+  });
+}
+
+/** Stops our broker (SIGTERM, then SIGKILL) and removes its runtime files; true when one was running. */
+export async function stopBroker(stateDir: string, record: BrokerRecord | undefined): Promise<boolean> {
+  const paths = projectPaths({ stateDir });
+  let wasRunning = false;
+  if (record) {
+    wasRunning = await signalIfOurs(record.pid, record.argv, "SIGTERM");
+    if (wasRunning && !(await waitForExit(record.pid, record.argv, 5000))) {
+      await signalIfOurs(record.pid, record.argv, "SIGKILL");
+      await waitForExit(record.pid, record.argv, 5000);
+    }
+  }
+  await Promise.all([rm(paths.brokerPidFile, { force: true }), rm(paths.brokerStateFile, { force: true })]);
+  return wasRunning;
+}

@@ -1,0 +1,77 @@
+import { readFile } from "node:fs/promises";
+import { projectPaths } from "../vm/paths.js";
+import { runsArgv } from "../vm/process-identity.js";
+import { writeJsonAtomic } from "../vm/state.js";
+
+/** run/broker.pid, written by `up`: the process it started, so only that process is ever signalled. */
+export interface BrokerRecord {
+  pid: number;
+  argv: string[];
+  port: number;
+  startedAt: string;
+}
+
+/** run/broker-state.json, written by the broker: it listens, and which VMs said hello. */
+export interface BrokerState {
+  pid: number;
+  port: number;
+  listeningSince: string;
+  hellos: Record<string, { at: string; from: string }>;
+}
+
+/** Whether our broker process runs, and what it last recorded. */
+export interface BrokerStatus {
+  state: "running" | "stopped";
+  record?: BrokerRecord;
+  hellos: BrokerState["hellos"];
+}
+
+/** Per VM, as `status` shows it. */
+export type VmBrokerState = "waiting" | "reachable" | "offline";
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readBrokerRecord(stateDir: string): Promise<BrokerRecord | undefined> {
+  return readJson<BrokerRecord>(projectPaths({ stateDir }).brokerPidFile);
+}
+
+export function readBrokerState(stateDir: string): Promise<BrokerState | undefined> {
+  return readJson<BrokerState>(projectPaths({ stateDir }).brokerStateFile);
+}
+
+export function writeBrokerState(stateDir: string, state: BrokerState): Promise<void> {
+  return writeJsonAtomic(projectPaths({ stateDir }).brokerStateFile, state);
+}
+
+export function writeBrokerRecord(stateDir: string, record: BrokerRecord): Promise<void> {
+  return writeJsonAtomic(projectPaths({ stateDir }).brokerPidFile, record);
+}
+
+export async function brokerStatus(stateDir: string): Promise<BrokerStatus> {
+  const record = await readBrokerRecord(stateDir);
+  const running = record ? await runsArgv(record.pid, record.argv) : false;
+  const state = running ? await readBrokerState(stateDir) : undefined;
+  // Hellos count only when written by the broker that runs now.
+  const hellos = state && state.pid === record?.pid ? state.hellos : {};
+  return { state: running ? "running" : "stopped", record, hellos };
+}
+
+/**
+ * `reachable` once the VM said hello to the running broker since the VM was started; `waiting` before
+ * that; `offline` when the broker or the VM does not run.
+ */
+export function vmBrokerState(
+  broker: BrokerStatus,
+  vmName: string,
+  vmStartedAt: string | undefined,
+): VmBrokerState {
+  if (broker.state !== "running" || !vmStartedAt) return "offline";
+  const hello = broker.hellos[vmName];
+  return hello && Date.parse(hello.at) >= Date.parse(vmStartedAt) ? "reachable" : "waiting";
+}

@@ -1,0 +1,145 @@
+import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
+import { displayPath } from "../../config/load.js";
+import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
+import { ExitCode } from "../../errors.js";
+import { formatBytes } from "../../vm/preflight.js";
+import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
+import type { CommandContext } from "../context.js";
+import type { IO } from "../io.js";
+import { resolveProject } from "../project.js";
+
+export interface StatusOptions {
+  json?: boolean;
+}
+
+/** One VM as `status --json` prints it (snake_case, like castra.toml). */
+export interface VmStatusJson {
+  name: string;
+  state: VmState;
+  pid: number | null;
+  cpus: number;
+  memory_bytes: number;
+  uptime_seconds: number | null;
+  accelerator: string | null;
+  base_image: string;
+  overlay: string;
+  forwards: { host_address: string; host: number; guest: number; protocol: string }[];
+  broker: "waiting" | "reachable" | "offline" | null;
+  serial_log: string;
+  qemu_log: string;
+  last_log_lines?: string[];
+}
+
+/** `castra status`: a table (or JSON) of every VM; exit 1 when any VM is in state `error`. */
+export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promise<number> {
+  const { io } = ctx;
+  const project = await resolveProject(ctx);
+  const statuses = await projectStatus(project);
+  const broker = project.broker ? await brokerStatus(project.stateDir) : undefined;
+  const vms = statuses.map((s) => toJson(s, broker));
+  const anyError = statuses.some((s) => s.state === "error");
+  if (opts.json) {
+    const brokerJson = project.broker
+      ? {
+          port: project.broker.port,
+          state: broker?.state ?? "stopped",
+          pid: broker?.state === "running" ? (broker.record?.pid ?? null) : null,
+        }
+      : null;
+    io.print(
+      JSON.stringify({ project: project.name, config: project.configPath, vms, broker: brokerJson }, null, 2),
+    );
+  } else {
+    printTable(io, vms);
+    if (project.broker) {
+      const state = broker?.state === "running" ? `running (pid ${broker.record?.pid})` : "not running";
+      io.print(`Host broker 127.0.0.1:${project.broker.port}: ${state}`);
+    }
+    for (const s of statuses) if (s.state === "error") explainError(io, s);
+  }
+  return anyError ? ExitCode.vmError : 0;
+}
+
+function toJson(status: VmStatus, broker: BrokerStatus | undefined): VmStatusJson {
+  const { vm, record, state } = status;
+  const live = state === "running" || state === "starting" || state === "shutting_down";
+  const startedAt = live ? record?.startedAt : undefined;
+  return {
+    name: vm.name,
+    state,
+    pid: live && record ? record.pid : null,
+    cpus: (live ? record?.cpus : undefined) ?? vm.cpus ?? DEFAULT_CPUS,
+    memory_bytes: (live ? record?.memoryBytes : undefined) ?? vm.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    uptime_seconds: startedAt ? Math.max(0, Math.floor((Date.now() - Date.parse(startedAt)) / 1000)) : null,
+    accelerator: live ? (record?.accel ?? null) : null,
+    base_image: (live ? record?.baseImage : undefined) ?? describeSource(vm),
+    overlay: vm.overlay,
+    forwards: vm.portForwards.map((f) => ({
+      host_address: f.hostAddress,
+      host: f.host,
+      guest: f.guest,
+      protocol: f.protocol,
+    })),
+    broker: broker ? vmBrokerState(broker, vm.name, startedAt) : null,
+    serial_log: status.paths.serialLog,
+    qemu_log: status.paths.qemuLog,
+    ...(state === "error" ? { last_log_lines: status.lastLogLines ?? [] } : {}),
+  };
+}
+
+function describeSource(vm: VmConfig): string {
+  return vm.source.kind === "path" ? vm.source.path : `${vm.source.name}@${vm.source.version} (managed)`;
+}
+
+function printTable(io: IO, vms: VmStatusJson[]): void {
+  const c = io.out.color;
+  const paint: Record<VmState, (s: string) => string> = {
+    running: c.green,
+    starting: c.yellow,
+    shutting_down: c.yellow,
+    stopped: c.dim,
+    error: c.red,
+  };
+  const rows = vms.map((vm) => [
+    vm.name,
+    vm.state,
+    `${vm.cpus}/${formatBytes(vm.memory_bytes)}`,
+    vm.uptime_seconds === null ? "-" : formatDuration(vm.uptime_seconds),
+    vm.broker ?? "-",
+    vm.forwards.map((f) => `${f.host_address}:${f.host}→${f.guest}/${f.protocol}`).join(", ") || "-",
+  ]);
+  const header = ["VM", "STATE", "CPU/MEM", "UPTIME", "BROKER", "FORWARDS"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[], colour?: (s: string) => string) =>
+    cells
+      .map((cell, i) => {
+        const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0);
+        return i === 1 && colour ? colour(padded) : padded;
+      })
+      .join("  ");
+  io.print(c.bold(line(header)));
+  for (const [i, row] of rows.entries()) io.print(line(row, paint[vms[i]?.state ?? "stopped"]));
+}
+
+function explainError(io: IO, status: VmStatus): void {
+  const log = displayPath(status.paths.qemuLog, io.cwd);
+  const lines = status.lastLogLines ?? [];
+  io.warn(
+    `${status.vm.name}: QEMU (pid ${status.record?.pid}) exited without \`castra down\` (a crash, a kill, or a guest power-off)`,
+  );
+  if (lines.length > 0) io.info([`  last lines of ${log}:`, ...lines.map((l) => `    ${l}`)].join("\n"));
+  io.info(
+    `${io.err.color.cyan("hint:")} run \`castra up\` to start it again on the same overlay, or \`castra logs\` for the full story`,
+  );
+}
+
+export function formatDuration(totalSeconds: number): string {
+  const d = Math.floor(totalSeconds / 86400);
+  const h = Math.floor((totalSeconds % 86400) / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  const s = totalSeconds % 60;
+  if (d > 0) return `${d}d${h}h`;
+  if (h > 0) return `${h}h${m}m`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}

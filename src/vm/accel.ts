@@ -1,0 +1,45 @@
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
+import { UsageError } from "../errors.js";
+
+export type Accelerator = "kvm" | "tcg";
+export type AccelChoice = Accelerator | "auto";
+
+export const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
+
+export interface AccelDecision {
+  accel: Accelerator;
+  /** Set when `auto` had to fall back to TCG. */
+  warning?: string;
+}
+
+/** `--accel` wins over CASTRA_ACCEL, which wins over `auto`. */
+export async function chooseAccelerator(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  kvmDevice = "/dev/kvm",
+): Promise<AccelDecision> {
+  const fromEnv = env.CASTRA_ACCEL?.trim() || undefined;
+  const choice = flag ?? fromEnv ?? "auto";
+  if (!ACCEL_CHOICES.includes(choice as AccelChoice)) {
+    const source = flag !== undefined ? "--accel" : "CASTRA_ACCEL";
+    throw new UsageError(`${source} must be auto, kvm or tcg, not ${JSON.stringify(choice)}`, {
+      hint: `use --accel tcg (portable) or --accel kvm (fast, needs /dev/kvm)`,
+    });
+  }
+  if (choice !== "auto") return { accel: choice as Accelerator };
+  if (await kvmUsable(kvmDevice)) return { accel: "kvm" };
+  return {
+    accel: "tcg",
+    warning: `KVM is not available (${kvmDevice} is not readable and writable): using TCG emulation, which is much slower`,
+  };
+}
+
+async function kvmUsable(device: string): Promise<boolean> {
+  try {
+    await access(device, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,78 @@
+import { createSocket } from "node:dgram";
+import { readdir, readFile, readlink } from "node:fs/promises";
+import { createServer } from "node:net";
+
+export type PortProtocol = "tcp" | "udp";
+
+/** Tries to bind `address:port` and releases it at once; resolves with the bind error code, or undefined. */
+export function probePort(
+  address: string,
+  port: number,
+  protocol: PortProtocol,
+): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    if (protocol === "udp") {
+      const socket = createSocket("udp4");
+      socket.once("error", (err: NodeJS.ErrnoException) => {
+        socket.close();
+        resolve(err.code ?? "EADDRINUSE");
+      });
+      socket.bind({ address, port, exclusive: true }, () => socket.close(() => resolve(undefined)));
+      return;
+    }
+    const server = createServer();
+    server.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "EADDRINUSE"));
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(undefined)));
+  });
+}
+
+/** A process that holds a port, as far as the OS lets us see it. */
+export interface PortHolder {
+  pid: number;
+  command: string;
+}
+
+/**
+ * Who holds `port` (Linux: the socket's inode in /proc/net/{tcp,udp}[6], then the process whose fd points
+ * at it). Undefined when the OS does not tell (another user's process, or not Linux).
+ */
+export async function findPortHolder(port: number, protocol: PortProtocol): Promise<PortHolder | undefined> {
+  const inodes = await socketInodes(port, protocol);
+  if (inodes.size === 0) return undefined;
+  const pids = (await readdir("/proc").catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
+  for (const pid of pids) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode && inodes.has(inode)) return { pid: Number(pid), command: await describeProcess(pid) };
+    }
+  }
+  return undefined;
+}
+
+/** Inodes of listening (tcp) or bound (udp) sockets on `port`, from the kernel's socket tables. */
+async function socketInodes(port: number, protocol: PortProtocol): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const table of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+    const text = await readFile(table, "utf8").catch(() => "");
+    for (const row of text.split("\n").slice(1)) {
+      const fields = row.trim().split(/\s+/);
+      const local = fields[1];
+      const state = fields[3];
+      const inode = fields[9];
+      if (!local?.endsWith(`:${hexPort}`) || !inode || inode === "0") continue;
+      // TCP_LISTEN is 0A; a bound UDP socket is 07 (TCP_CLOSE).
+      if (state === (protocol === "tcp" ? "0A" : "07")) inodes.add(inode);
+    }
+  }
+  return inodes;
+}
+
+async function describeProcess(pid: string): Promise<string> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  const argv = cmdline.split("\0").filter(Boolean);
+  if (argv.length > 0) return argv.join(" ").slice(0, 120);
+  return (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "?")).trim();
+}

@@ -1,0 +1,48 @@
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { CannotCreateError, DataError, fsError } from "../errors.js";
+import { type ResolvedBaseImage, readImageInfo } from "./base-image.js";
+import { runTool } from "./host-tools.js";
+import { exists } from "./state.js";
+
+export type OverlayOutcome = "created" | "reused";
+
+/**
+ * Makes sure `overlay` is a qcow2 backed by `base`. An existing overlay is user data: it is reused when it
+ * is backed by this base, and an error (exit 65) when it is backed by anything else; never recreated.
+ */
+export async function ensureOverlay(
+  qemuImg: string,
+  overlay: string,
+  base: ResolvedBaseImage,
+  vmName: string,
+): Promise<OverlayOutcome> {
+  const basePath = resolve(base.path);
+  if (await exists(overlay)) {
+    const info = await readImageInfo(qemuImg, overlay);
+    const backing = info.backingFile ? resolve(dirname(overlay), info.backingFile) : undefined;
+    if (backing === basePath) return "reused";
+    throw new DataError(`The overlay of vm ${vmName} belongs to another base image`, {
+      detail:
+        `${overlay} is backed by ${backing ?? "no base image at all"}, but vm ${vmName} now uses ${basePath}.\n` +
+        "The overlay holds the guest's changes, so castra neither recreates nor deletes it.",
+      hint: `move the overlay away (mv ${overlay} ${overlay}.old) to start fresh, or point base_image back at ${backing ?? "its base"}`,
+    });
+  }
+  try {
+    await mkdir(dirname(overlay), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fsError(err, "create the overlay directory", dirname(overlay));
+  }
+  try {
+    await runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-F", base.format, "-b", basePath, overlay]);
+  } catch (err) {
+    const reason = (err as { stderr?: string }).stderr || (err as Error).message;
+    throw new CannotCreateError(`Cannot create the overlay of vm ${vmName}`, {
+      detail: `qemu-img create ${overlay} (backed by ${basePath}) failed: ${reason}`,
+      hint: `check that ${dirname(overlay)} is writable and ${basePath} is readable, then run \`castra up\` again`,
+      cause: err,
+    });
+  }
+  return "created";
+}

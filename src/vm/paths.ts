@@ -1,0 +1,106 @@
+import { createHash } from "node:crypto";
+import { lstat, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Project, VmConfig } from "../config/model.js";
+import { CannotCreateError, fsError } from "../errors.js";
+
+/** Where each runtime and log file of one VM lives (DESIGN.md "Project state"). */
+export interface VmPaths {
+  pidFile: string;
+  /** Present while `castra down` is stopping this VM: the `shutting_down` state. */
+  stoppingMarker: string;
+  qmpSocket: string;
+  qemuLog: string;
+  serialLog: string;
+}
+
+export interface ProjectPaths {
+  stateDir: string;
+  runDir: string;
+  logsDir: string;
+  lockFile: string;
+  brokerPidFile: string;
+  /** Written by the broker itself: which VMs said hello, and when. */
+  brokerStateFile: string;
+  brokerLog: string;
+  imageManagerLog: string;
+}
+
+/** A unix socket path must fit in sun_path (108 bytes with the terminating NUL). */
+export const UNIX_SOCKET_MAX_BYTES = 107;
+
+export function projectPaths(project: Pick<Project, "stateDir">): ProjectPaths {
+  const runDir = join(project.stateDir, "run");
+  const logsDir = join(project.stateDir, "logs");
+  return {
+    stateDir: project.stateDir,
+    runDir,
+    logsDir,
+    lockFile: join(runDir, "project.lock"),
+    brokerPidFile: join(runDir, "broker.pid"),
+    brokerStateFile: join(runDir, "broker-state.json"),
+    brokerLog: join(logsDir, "broker.log"),
+    imageManagerLog: join(logsDir, "image-manager.log"),
+  };
+}
+
+export function vmPaths(
+  project: Pick<Project, "stateDir">,
+  vm: Pick<VmConfig, "name">,
+  env = process.env,
+): VmPaths {
+  const { runDir, logsDir } = projectPaths(project);
+  return {
+    pidFile: join(runDir, `${vm.name}.pid`),
+    stoppingMarker: join(runDir, `${vm.name}.stopping`),
+    qmpSocket: qmpSocketPath(join(runDir, `${vm.name}.qmp`), project.stateDir, vm.name, env),
+    qemuLog: join(logsDir, `${vm.name}.log`),
+    serialLog: join(logsDir, `${vm.name}-serial.log`),
+  };
+}
+
+/** The QMP socket in run/, or a short per-user path when the project path is too long for a unix socket. */
+function qmpSocketPath(preferred: string, stateDir: string, vmName: string, env: NodeJS.ProcessEnv): string {
+  if (Buffer.byteLength(preferred) <= UNIX_SOCKET_MAX_BYTES) return preferred;
+  const hash = createHash("sha256").update(`${stateDir}\0${vmName}`).digest("hex").slice(0, 16);
+  return join(shortRuntimeDir(env), `${hash}.qmp`);
+}
+
+/** `$XDG_RUNTIME_DIR/castra`, else `/tmp/castra-<uid>`: private to this user. */
+export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg?.startsWith("/")) return join(xdg, "castra");
+  return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
+}
+
+/** Creates `.castra/`, `run/` and `logs/` (mode 0700), plus the short socket directory when a VM needs it. */
+export async function ensureStateDirs(
+  project: Pick<Project, "stateDir">,
+  sockets: string[] = [],
+): Promise<void> {
+  const { stateDir, runDir, logsDir } = projectPaths(project);
+  for (const dir of [stateDir, runDir, logsDir]) await makePrivateDir(dir);
+  const shortDir = shortRuntimeDir();
+  if (sockets.some((s) => s.startsWith(`${shortDir}/`))) await ensureOwnedPrivateDir(shortDir);
+}
+
+async function makePrivateDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fsError(err, "create the project state directory", dir);
+  }
+}
+
+/** A shared /tmp lets anyone pre-create our directory: only one that is ours, private and real is used. */
+async function ensureOwnedPrivateDir(dir: string): Promise<void> {
+  await makePrivateDir(dir);
+  const info = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o077) !== 0) {
+    throw new CannotCreateError(`Cannot use ${dir} for QMP sockets`, {
+      detail: `${dir} must be a directory owned by you with mode 0700 (the project path is too long for a socket in .castra/run/).`,
+      hint: `remove it (rm -r ${dir}) or set XDG_RUNTIME_DIR to a private directory, then run the command again`,
+    });
+  }
+}

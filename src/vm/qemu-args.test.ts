@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { VmConfig } from "../config/model.js";
+import type { ResolvedBaseImage } from "./base-image.js";
+import { buildQemuArgs, escapeOptionValue } from "./qemu-args.js";
+
+const paths = { qmpSocket: "/p/.castra/run/devbox.qmp", serialLog: "/p/.castra/logs/devbox-serial.log" };
+const byo: ResolvedBaseImage = { path: "/images/devbox.qcow2", format: "qcow2" };
+
+function vm(extra: Partial<VmConfig> = {}): VmConfig {
+  return {
+    name: "devbox",
+    source: { kind: "path", path: byo.path },
+    overlay: "/p/.castra/devbox-overlay.qcow2",
+    portForwards: [],
+    ...extra,
+  };
+}
+
+/** The part of every argv after the drive that only depends on the paths. */
+const tail = (netdev: string) => [
+  "-netdev",
+  netdev,
+  "-device",
+  "virtio-net-pci,netdev=net0",
+  "-chardev",
+  "file,id=serial0,path=/p/.castra/logs/devbox-serial.log",
+  "-serial",
+  "chardev:serial0",
+  "-chardev",
+  "socket,id=qmp0,path=/p/.castra/run/devbox.qmp,server=on,wait=off",
+  "-mon",
+  "chardev=qmp0,mode=control",
+];
+
+test("a VM with forwards, 2 CPUs and 2 GiB under TCG gets exactly this argv", () => {
+  const args = buildQemuArgs(
+    vm({
+      cpus: 2,
+      memoryBytes: 2 * 1024 ** 3,
+      portForwards: [
+        { host: 2222, guest: 22, protocol: "tcp", hostAddress: "127.0.0.1" },
+        { host: 5353, guest: 53, protocol: "udp", hostAddress: "127.0.0.1" },
+        { host: 8080, guest: 80, protocol: "tcp", hostAddress: "0.0.0.0" },
+      ],
+    }),
+    byo,
+    paths,
+    { accel: "tcg", projectName: "demo" },
+  );
+  assert.deepEqual(args, [
+    "-name",
+    "guest=castra:demo:devbox",
+    "-machine",
+    "q35",
+    "-accel",
+    "tcg",
+    "-smp",
+    "2",
+    "-m",
+    "2048M",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-drive",
+    "file=/p/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio",
+    ...tail(
+      "user,id=net0,net=169.254.0.0/16," +
+        "hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53,hostfwd=tcp:0.0.0.0:8080-:80",
+    ),
+  ]);
+});
+
+test("KVM adds the host CPU model; defaults are 1 CPU and 1024 MiB; memory rounds up to whole MiB", () => {
+  const kvm = buildQemuArgs(vm(), byo, paths, { accel: "kvm", projectName: "demo" });
+  assert.deepEqual(kvm.slice(4, 12), ["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "1024M"]);
+  const odd = buildQemuArgs(vm({ memoryBytes: 1536 * 1024 * 1024 + 1 }), byo, paths, {
+    accel: "tcg",
+    projectName: "x",
+  });
+  assert.equal(odd[odd.indexOf("-m") + 1], "1537M");
+});
+
+test("a boot profile adds kernel, initrd and append verbatim and picks machine, disk interface and resources", () => {
+  const base: ResolvedBaseImage = {
+    path: "/cache/rootfs.qcow2",
+    format: "qcow2",
+    boot: {
+      kernel: "/cache/vmlinuz",
+      initrd: "/cache/initramfs",
+      append: "console=ttyS0,115200 root=/dev/vda quiet",
+      machine: "pc",
+      diskInterface: "ide",
+      cpus: 3,
+      memoryBytes: 512 * 1024 * 1024,
+    },
+  };
+  const args = buildQemuArgs(vm(), base, paths, { accel: "tcg", projectName: "demo" });
+  assert.deepEqual(args.slice(0, 23), [
+    "-name",
+    "guest=castra:demo:devbox",
+    "-machine",
+    "pc",
+    "-accel",
+    "tcg",
+    "-smp",
+    "3",
+    "-m",
+    "512M",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-drive",
+    "file=/p/.castra/devbox-overlay.qcow2,format=qcow2,if=ide",
+    "-kernel",
+    "/cache/vmlinuz",
+    "-initrd",
+    "/cache/initramfs",
+    "-append",
+    // -append is not an option list: its comma stays single.
+    "console=ttyS0,115200 root=/dev/vda quiet",
+    "-netdev",
+    "user,id=net0,net=169.254.0.0/16",
+  ]);
+  // castra.toml wins over the profile.
+  const own = buildQemuArgs(vm({ cpus: 1, memoryBytes: 256 * 1024 * 1024 }), base, paths, {
+    accel: "tcg",
+    projectName: "demo",
+  });
+  assert.deepEqual(own.slice(6, 10), ["-smp", "1", "-m", "256M"]);
+});
+
+test("commas in paths and names are doubled inside QEMU option lists", () => {
+  const args = buildQemuArgs(
+    vm({ overlay: "/home/a,b/.castra/devbox-overlay.qcow2" }),
+    byo,
+    { qmpSocket: "/home/a,b/.castra/run/devbox.qmp", serialLog: "/home/a,b/.castra/logs/devbox-serial.log" },
+    { accel: "tcg", projectName: "one,two" },
+  );
+  assert.ok(args.includes("guest=castra:one,,two:devbox"));
+  assert.ok(args.includes("file=/home/a,,b/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio"));
+  assert.ok(args.includes("file,id=serial0,path=/home/a,,b/.castra/logs/devbox-serial.log"));
+  assert.ok(args.includes("socket,id=qmp0,path=/home/a,,b/.castra/run/devbox.qmp,server=on,wait=off"));
+  assert.equal(escapeOptionValue("a,,b"), "a,,,,b");
+});

@@ -1,0 +1,111 @@
+import { access, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename } from "node:path";
+import type { Project, VmConfig } from "../config/model.js";
+import { fsError } from "../errors.js";
+import type { Accelerator } from "./accel.js";
+import { readTailLines, scanFileFor } from "./log-tail.js";
+import { type VmPaths, vmPaths } from "./paths.js";
+import { isAlive, runsArgv } from "./process-identity.js";
+
+export type VmState = "stopped" | "starting" | "running" | "shutting_down" | "error";
+
+/** `.castra/run/<vm>.pid`: who was started, with what, and when. */
+export interface VmRunRecord {
+  pid: number;
+  /** The full argv, binary first, exactly as passed to the process. */
+  argv: string[];
+  startedAt: string;
+  accel: Accelerator;
+  baseImage: string;
+  overlay: string;
+  cpus: number;
+  memoryBytes: number;
+  readyPattern?: string;
+  qmpSocket: string;
+  serialLog: string;
+  qemuLog: string;
+}
+
+export interface VmStatus {
+  vm: VmConfig;
+  state: VmState;
+  paths: VmPaths;
+  /** Present whenever a pid file exists, even for a stopped or failed VM. */
+  record?: VmRunRecord;
+  /** For `error`: the last lines QEMU wrote to logs/<vm>.log. */
+  lastLogLines?: string[];
+}
+
+export async function readRunRecord(pidFile: string): Promise<VmRunRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(pidFile, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw fsError(err, "read the pid file", pidFile);
+  }
+  try {
+    const record = JSON.parse(text) as VmRunRecord;
+    return Number.isInteger(record.pid) && Array.isArray(record.argv) ? record : undefined;
+  } catch {
+    return undefined; // A torn or foreign pid file identifies no process of ours.
+  }
+}
+
+/** Written atomically (temp file + rename) so a reader never sees half a record. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw fsError(err, `write ${basename(path)}`, path);
+  }
+}
+
+/** Removes the pid file, the shutting-down marker and the QMP socket of a VM that no longer runs. */
+export async function removeRuntimeFiles(paths: VmPaths, record?: VmRunRecord): Promise<void> {
+  const files = [paths.pidFile, paths.stoppingMarker, paths.qmpSocket, record?.qmpSocket];
+  await Promise.all(files.filter((f): f is string => Boolean(f)).map((f) => rm(f, { force: true })));
+}
+
+/** Is the recorded QEMU still the process behind its pid? */
+export function isOurQemu(record: VmRunRecord): Promise<boolean> {
+  return runsArgv(record.pid, record.argv);
+}
+
+/** The state of one VM, from its pid file, the process table and its serial log (DESIGN.md "VMs"). */
+export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
+  const paths = vmPaths(project, vm);
+  const record = await readRunRecord(paths.pidFile);
+  if (!record) return { vm, state: "stopped", paths };
+  if (await isOurQemu(record)) {
+    if (await exists(paths.stoppingMarker)) return { vm, state: "shutting_down", paths, record };
+    const ready = !record.readyPattern || (await serialLogContains(record.serialLog, record.readyPattern));
+    return { vm, state: ready ? "running" : "starting", paths, record };
+  }
+  // The pid now belongs to someone else (so ours exited long ago), or a `down` was interrupted: stopped.
+  if ((await isAlive(record.pid)) || (await exists(paths.stoppingMarker)))
+    return { vm, state: "stopped", paths, record };
+  const lastLogLines = await readTailLines(record.qemuLog, 10).catch(() => []);
+  return { vm, state: "error", paths, record, lastLogLines };
+}
+
+export function projectStatus(project: Project): Promise<VmStatus[]> {
+  return Promise.all(project.vms.map((vm) => vmStatus(project, vm)));
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the ready pattern has appeared on the serial console of the current boot. */
+export function serialLogContains(serialLog: string, pattern: string): Promise<boolean> {
+  return scanFileFor(serialLog, pattern);
+}
