@@ -16,21 +16,18 @@ PACKAGES=(
   syslinux        # syslinux --install --offset: the bootloader
   syslinux-common # mbr.bin and ldlinux files for syslinux
   dropbear-bin    # the guest's SSH server (copied into the initramfs with its libraries)
+  kmod            # modinfo: reads kernel module dependencies at build time
+  openssh-client  # ssh and ssh-keygen: logging into the SSH-mode guest
   xz-utils        # decompresses .ko.xz kernel modules at build time
   zstd            # decompresses .ko.zst kernel modules at build time
 )
 
 # Commands that prove each package is there, for hosts without dpkg.
-COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear xz zstd)
-
-sudo_prefix() {
-  if [ "$(id -u)" -eq 0 ]; then return; fi
-  echo sudo
-}
+COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear modinfo ssh xz zstd)
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for cmd in "${COMMANDS[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
+  for cmd in "${COMMANDS[@]}"; do PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
   if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-test-deps: not a Debian host, but every needed tool is present"
     exit 0
@@ -50,7 +47,10 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-SUDO=$(sudo_prefix)
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 echo "install-test-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+as_root apt-get update -qq
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -79,7 +79,10 @@ export function fsError(err: unknown, action: string, path: string): CastraError
         cause: err,
       });
     case "ENOENT":
-      return new InputMissingError(`Cannot ${action}: ${path} does not exist`, { detail: reason, cause: err });
+      return new InputMissingError(`Cannot ${action}: ${path} does not exist`, {
+        detail: reason,
+        cause: err,
+      });
     default:
       return new IoError(`Cannot ${action}`, {
         detail: `${path}: ${reason}`,

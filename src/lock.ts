@@ -1,5 +1,5 @@
 import { open, readFile, rm, stat } from "node:fs/promises";
-import { LockTimeoutError, fsError } from "./errors.js";
+import { fsError, LockTimeoutError } from "./errors.js";
 
 export interface LockHolder {
   pid: number;
@@ -56,17 +56,21 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
       await handle.close();
       return { release: () => rm(path, { force: true }) };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(err, `create the lock ${path}`, path);
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST")
+        throw fsError(err, `create the lock ${path}`, path);
     }
     const holder = await readHolder(path);
     if (holder && holder.pid !== process.pid && isAlive(holder.pid)) {
       if (!announced) options.onWait?.(holder);
       announced = true;
       if (Date.now() >= deadline) {
-        throw new LockTimeoutError(`Another castra (pid ${holder.pid}) still holds the ${options.purpose} lock`, {
-          detail: `${path} has been held since ${holder.since} by: ${holder.purpose}`,
-          hint: `wait for pid ${holder.pid} to finish, or stop it (kill ${holder.pid}) and run the command again`,
-        });
+        throw new LockTimeoutError(
+          `Another castra (pid ${holder.pid}) still holds the ${options.purpose} lock`,
+          {
+            detail: `${path} has been held since ${holder.since} by: ${holder.purpose}`,
+            hint: `wait for pid ${holder.pid} to finish, or stop it (kill ${holder.pid}) and run the command again`,
+          },
+        );
       }
     } else if (holder || Date.now() - (await mtimeMs(path)) > 2000) {
       // The holder died (or wrote nothing for 2 s): its lock is stale.

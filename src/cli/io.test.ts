@@ -15,7 +15,10 @@ test("colour follows the TTY unless NO_COLOR or FORCE_COLOR say otherwise", () =
 
 test("an error prints a headline, its detail and a hint, and no stack unless asked", () => {
   const io = captureIO({ cwd: "/" });
-  const err = new DataError("castra.toml is invalid", { detail: "vms[0].cpus: must be at least 1", hint: "fix it" });
+  const err = new DataError("castra.toml is invalid", {
+    detail: "vms[0].cpus: must be at least 1",
+    hint: "fix it",
+  });
   io.error(err);
   assert.equal(
     io.stderr(),

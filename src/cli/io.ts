@@ -1,5 +1,5 @@
 import { createColors } from "picocolors";
-import { CastraError } from "../errors.js";
+import type { CastraError } from "../errors.js";
 
 type Colors = ReturnType<typeof createColors>;
 
@@ -83,7 +83,8 @@ export class StreamIO implements IO {
     if (err.detail) lines.push(...err.detail.split("\n").map((l) => `  ${l}`));
     if (err.hint) lines.push(`${c.cyan("hint:")} ${err.hint}`);
     if (debug && err.stack) lines.push(c.dim(err.stack));
-    if (debug && err.cause instanceof Error && err.cause.stack) lines.push(c.dim(`cause: ${err.cause.stack}`));
+    if (debug && err.cause instanceof Error && err.cause.stack)
+      lines.push(c.dim(`cause: ${err.cause.stack}`));
     this.err.write(`${lines.join("\n")}\n`);
   }
 
@@ -118,9 +119,11 @@ class TtyLiveRegion implements LiveRegion {
   }
 }
 
+const ANSI_SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
 function truncate(line: string, width: number): string {
   // Count visible characters only, so colour codes do not shorten the line.
-  const visible = line.replace(/\x1b\[[0-9;]*m/g, "");
+  const visible = line.replace(ANSI_SGR, "");
   return visible.length <= width ? line : `${visible.slice(0, width - 1)}…`;
 }
 

@@ -1,0 +1,277 @@
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import {
+  buildTestGuest,
+  GUEST_APPEND,
+  LOGIN_PROMPT,
+  parseMetadataReport,
+  qemuSkip,
+  qmpExecute,
+  startTestQemu,
+  type TestGuest,
+  type TestQemu,
+  waitForLine,
+} from "./guest.js";
+
+const BOOT_TIMEOUT_MS = 180_000;
+
+interface Reporter {
+  diagnostic(message: string): void;
+}
+const exec = promisify(execFile);
+
+function sha256(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+describe("test guest", { skip: qemuSkip() }, () => {
+  let guest: TestGuest;
+  let dir: string;
+  const started: TestQemu[] = [];
+
+  before(async () => {
+    guest = await buildTestGuest();
+    dir = mkdtempSync(join(tmpdir(), "castra-guest-"));
+  });
+
+  after(() => {
+    for (const qemu of started) qemu.kill();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Boots QEMU with `args` and waits for the login prompt; prints how long it took.
+  async function bootToLogin(t: Reporter, name: string, args: string[]): Promise<TestQemu> {
+    const qemu = startTestQemu(args, join(dir, `${name}.log`), join(dir, `${name}.qmp`));
+    started.push(qemu);
+    const begin = Date.now();
+    await waitForLine(qemu.serialLog, LOGIN_PROMPT, BOOT_TIMEOUT_MS, { isAlive: qemu.isAlive }).catch((e) => {
+      throw new Error(`${e.message}\nqemu stderr: ${qemu.stderr()}`);
+    });
+    t.diagnostic(`${name}: boot to login in ${((Date.now() - begin) / 1000).toFixed(1)} s`);
+    return qemu;
+  }
+
+  async function powerDownByAcpi(qemu: TestQemu): Promise<number> {
+    const begin = Date.now();
+    await qmpExecute(qemu.qmpSocket, ["system_powerdown"]);
+    const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 30_000).unref());
+    const code = await Promise.race([qemu.exited, timeout]);
+    assert.notEqual(code, "timeout", "QEMU did not exit within 30 s of system_powerdown");
+    await waitForLine(qemu.serialLog, /power button pressed, powering off/, 1000);
+    return Date.now() - begin;
+  }
+
+  function overlay(name: string, backing: string, format: string): string {
+    const path = join(dir, `${name}.qcow2`);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", format, "-b", backing, path]);
+    return path;
+  }
+
+  test("a second build finds everything up to date and returns at once", async () => {
+    const begin = Date.now();
+    const { stderr } = await exec("bash", [join(import.meta.dirname, "../fixtures/build-guest.sh")]);
+    assert.match(stderr, /up to date/);
+    assert.ok(Date.now() - begin < 3000, `cached build took ${Date.now() - begin} ms`);
+    assert.equal(sha256(readFileSync(guest.kernel)), guest.sha256.vmlinuz);
+    assert.equal(statSync(guest.initrd).size, guest.size["initramfs.cpio.gz"]);
+  });
+
+  test("rootfs.vhd is the data disk's bytes followed by a fixed-VHD footer", () => {
+    const raw = readFileSync(guest.dataDiskRaw);
+    const vhd = readFileSync(guest.vhd);
+    assert.equal(vhd.length, raw.length + 512);
+    const footer = vhd.subarray(raw.length);
+    assert.equal(footer.subarray(0, 8).toString("latin1"), "conectix");
+    assert.equal(footer.readUInt32BE(60), 2, "disk type 2 (fixed)");
+    assert.equal(sha256(vhd.subarray(0, raw.length)), sha256(raw));
+  });
+
+  test("the BIOS disk boots to login and powers off through ACPI", { timeout: 300_000 }, async (t) => {
+    const disk = overlay("bios", guest.biosDisk, "qcow2");
+    const drive = ["-drive", `file=${disk},if=virtio,format=qcow2`];
+    const qemu = await bootToLogin(t, "bios", drive);
+    try {
+      const serial = readFileSync(qemu.serialLog, "utf8");
+      assert.match(serial, /SYSLINUX/);
+      assert.match(serial, /castra-test-guest: disk=\/dev\/vda2/);
+      const ms = await powerDownByAcpi(qemu);
+      t.diagnostic(`bios: ACPI power-off in ${(ms / 1000).toFixed(1)} s`);
+      assert.equal(await qemu.exited, 0);
+    } finally {
+      qemu.kill();
+    }
+  });
+
+  test("direct kernel boot reaches login and powers off through ACPI", { timeout: 300_000 }, async (t) => {
+    const args = ["-kernel", guest.kernel, "-initrd", guest.initrd, "-append", GUEST_APPEND];
+    const qemu = await bootToLogin(t, "direct", args);
+    try {
+      await waitForLine(qemu.serialLog, /^castra-test-guest: ready/, 1000);
+      const ms = await powerDownByAcpi(qemu);
+      t.diagnostic(`direct: ACPI power-off in ${(ms / 1000).toFixed(1)} s`);
+    } finally {
+      qemu.kill();
+    }
+  });
+
+  test("disk mode keeps what the guest wrote across a QEMU kill and restart", {
+    timeout: 400_000,
+  }, async (t) => {
+    const disk = overlay("data", guest.dataDiskRaw, "raw");
+    const word = `w${randomBytes(4).toString("hex")}`;
+    const boot = (name: string, extra: string) =>
+      bootToLogin(
+        t,
+        name,
+        [
+          "-kernel",
+          guest.kernel,
+          "-initrd",
+          guest.initrd,
+          "-append",
+          `${GUEST_APPEND} castra.disk=1 ${extra}`,
+        ].concat(["-drive", `file=${disk},if=virtio,format=qcow2`]),
+      );
+    const first = await boot("data-1", `castra.write=${word}`);
+    try {
+      await waitForLine(first.serialLog, new RegExp(`^castra-test-guest: wrote data=${word}$`), 1000);
+    } finally {
+      first.kill();
+      await first.exited;
+    }
+    const second = await boot("data-2", "");
+    try {
+      await waitForLine(second.serialLog, new RegExp(`^castra-test-guest: data=${word}$`), 1000);
+      await waitForLine(second.serialLog, /^castra-test-guest: boots=2$/, 1000);
+    } finally {
+      second.kill();
+    }
+  });
+
+  test("with e1000 the guest gets a 169.254 lease and greets the broker", { timeout: 300_000 }, async (t) => {
+    const greetings: string[] = [];
+    const broker = createServer((socket) => socket.on("data", (d) => greetings.push(String(d))));
+    await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
+    const port = (broker.address() as { port: number }).port;
+    const append = `${GUEST_APPEND} castra.broker=${port} castra.vm=devbox`;
+    const args = ["-kernel", guest.kernel, "-initrd", guest.initrd, "-append", append];
+    const netdev = ["-netdev", "user,id=n0,net=169.254.0.0/16", "-device", "e1000,netdev=n0"];
+    let qemu: TestQemu | undefined;
+    try {
+      qemu = await bootToLogin(t, "broker", args.concat(netdev));
+      const ip = await waitForLine(qemu.serialLog, /^castra-test-guest: ip=/, 1000);
+      assert.match(ip, /ip=169\.254\.\d+\.\d+ gateway=169\.254\.\d+\.\d+ driver=e1000$/);
+      assert.deepEqual(greetings, ["hello devbox\n"]);
+    } finally {
+      qemu?.kill();
+      broker.close();
+    }
+  });
+
+  test("with virtio-net the guest reads castra-style metadata and serves SSH", {
+    timeout: 300_000,
+  }, async (t) => {
+    const key = join(dir, "id_ed25519");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "castra", "-f", key]);
+    const publicKey = readFileSync(`${key}.pub`, "utf8");
+    const userData = "#!/bin/sh\necho from user-data\n";
+    const table = join(dir, "metadata.json");
+    const paths = {
+      "/latest/meta-data/public-keys": "0=castra",
+      "/latest/meta-data/public-keys/0/openssh-key": publicKey,
+      "/latest/meta-data/hostname": "devbox",
+      "/latest/meta-data/instance-id": "i-castra",
+      "/latest/user-data": userData,
+    };
+    writeFileSync(table, JSON.stringify({ token: "t0k3n", paths }));
+    const responder = join(dir, "responder.mjs");
+    writeFileSync(responder, RESPONDER);
+    const sshPort = await freePort();
+    const netdev =
+      `user,id=n0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:${sshPort}-:22,` +
+      `guestfwd=tcp:169.254.169.254:80-cmd:${process.execPath} ${responder} ${table}`;
+    const append = `${GUEST_APPEND} castra.ssh=1 castra.mdtimeout=5`;
+    const qemu = await bootToLogin(
+      t,
+      "ssh",
+      ["-kernel", guest.kernel, "-initrd", guest.initrd, "-append", append].concat([
+        "-netdev",
+        netdev,
+        "-device",
+        "virtio-net-pci,netdev=n0",
+      ]),
+    );
+    try {
+      const results = parseMetadataReport(readFileSync(qemu.serialLog, "utf8"));
+      const find = (path: string, token: string) => results.find((r) => r.path === path && r.token === token);
+      t.diagnostic(`metadata requests, guest-side ms: ${results.map((r) => r.ms).join(", ")}`);
+      assert.equal(find("latest/api/token", "put")?.body, "t0k3n");
+      assert.equal(find("latest/meta-data/public-keys", "yes")?.body, "0=castra");
+      assert.equal(find("latest/meta-data/public-keys/0/openssh-key", "yes")?.body, publicKey.trim());
+      assert.equal(find("latest/meta-data/hostname", "yes")?.body, "devbox");
+      assert.equal(find("latest/user-data", "yes")?.sha256, sha256(Buffer.from(userData)));
+      assert.equal(find("latest/meta-data/instance-id", "none")?.status, "ok");
+      assert.equal(find("latest/meta-data/hostname", "wrong")?.http, "401");
+      assert.equal(find("latest/meta-data/iam/security-credentials/", "yes")?.http, "404");
+      const hostKey = await waitForLine(qemu.serialLog, /^castra-test-guest: ssh=dropbear/, 1000);
+      const knownHosts = join(dir, "known_hosts");
+      const { stdout } = await exec("ssh", [
+        ...["-F", "/dev/null", "-i", key, "-p", String(sshPort), "-o", "IdentitiesOnly=yes"],
+        ...[
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "StrictHostKeyChecking=accept-new",
+          "-o",
+          `UserKnownHostsFile=${knownHosts}`,
+        ],
+        ...["-o", "ConnectTimeout=60", "alpine@127.0.0.1", "echo", "hello"],
+      ]);
+      assert.equal(stdout, "hello\n");
+      const served = readFileSync(knownHosts, "utf8").trim().split(/\s+/).slice(1).join(" ");
+      assert.ok(hostKey.endsWith(`hostkey=${served}`), `${hostKey} vs known_hosts ${served}`);
+    } finally {
+      qemu.kill();
+    }
+  });
+});
+
+// A one-request EC2 metadata responder for QEMU's guestfwd `cmd:` (stdin/stdout is the connection).
+const RESPONDER = `import { readFileSync } from "node:fs";
+const table = JSON.parse(readFileSync(process.argv[2], "utf8"));
+let request = "";
+process.stdin.on("data", (chunk) => {
+  request += chunk;
+  const end = request.indexOf("\\r\\n\\r\\n");
+  if (end < 0) return;
+  const [line, ...headers] = request.slice(0, end).split("\\r\\n");
+  const [method, path] = line.split(" ");
+  const tokenHeader = headers.find((h) => h.toLowerCase().startsWith("x-aws-ec2-metadata-token:"));
+  const token = tokenHeader?.slice(tokenHeader.indexOf(":") + 1).trim();
+  let status = 404;
+  let body = "";
+  if (method === "PUT" && path === "/latest/api/token") [status, body] = [200, table.token];
+  else if (token !== undefined && token !== table.token) status = 401;
+  else if (path in table.paths) [status, body] = [200, table.paths[path]];
+  const head = "HTTP/1.0 " + status + " X\\r\\nContent-Length: " + Buffer.byteLength(body) + "\\r\\n\\r\\n";
+  process.stdout.write(head + body, () => process.exit(0));
+});
+`;
