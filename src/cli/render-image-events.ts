@@ -1,0 +1,105 @@
+import { isAbsolute, relative } from "node:path";
+import { formatBytes } from "../config/memory.js";
+import { describeKind } from "../images/catalog.js";
+import type { ImageEvent } from "../images/events.js";
+import type { IO, LiveRegion } from "./io.js";
+
+const BAR_WIDTH = 24;
+
+/** "3.2 s", "1 min 05 s" */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+}
+
+function rate(bytes: number, seconds: number): string {
+  return `${formatBytes(Math.round(bytes / Math.max(seconds, 0.001)))}/s`;
+}
+
+/** One download's bar on a TTY: bytes, rate and ETA, redrawn in place. */
+class ProgressBar {
+  private readonly region: LiveRegion;
+  private readonly started = performance.now();
+
+  constructor(
+    io: IO,
+    private readonly label: string,
+    private readonly from: number,
+  ) {
+    this.region = io.live();
+  }
+
+  update(received: number, total: number): void {
+    const seconds = (performance.now() - this.started) / 1000;
+    const perSecond = (received - this.from) / Math.max(seconds, 0.001);
+    const filled = Math.round((received / total) * BAR_WIDTH);
+    const bar = `${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}`;
+    const eta = perSecond > 0 ? `ETA ${formatSeconds((total - received) / perSecond)}` : "";
+    const speed = seconds > 0.2 ? rate(received - this.from, seconds) : "";
+    const parts = [this.label, bar, `${formatBytes(received)} / ${formatBytes(total)}`, speed, eta];
+    this.region.set("bar", parts.filter(Boolean).join("  "));
+  }
+
+  stop(): void {
+    this.region.done();
+  }
+}
+
+/**
+ * Renders image pipeline events for people: a live progress bar on a TTY, otherwise one plain line per phase
+ * so CI logs stay readable. `castra images pull` and `castra up` share it.
+ */
+export function renderImageEvents(io: IO): (event: ImageEvent) => void {
+  let bar: ProgressBar | undefined;
+  let cacheHit = false;
+  const stopBar = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return (e) => {
+    switch (e.type) {
+      case "lock-wait":
+        return io.info(`Waiting for another castra (pid ${e.pid}) that is preparing ${e.image}`);
+      case "cache-hit":
+        cacheHit = true;
+        return io.info(`Cache hit: ${e.image}`);
+      case "rebuild":
+        return io.info(`Rebuilding ${e.image}: ${e.reason}`);
+      case "download-start":
+        if (e.attempt === 1)
+          io.info(`Downloading ${describeKind(e.artifact)} (${formatBytes(e.bytes)}) from ${e.url}`);
+        if (e.resumeFrom > 0) io.info(`Resuming download at ${formatBytes(e.resumeFrom)}`);
+        if (io.err.isTTY) bar = new ProgressBar(io, describeKind(e.artifact), e.resumeFrom);
+        return;
+      case "download-restart":
+        stopBar();
+        io.info(`Cannot resume (${e.reason}): downloading from the start`);
+        if (io.err.isTTY) bar = new ProgressBar(io, describeKind(e.artifact), 0);
+        return;
+      case "progress":
+        return bar?.update(e.received, e.total);
+      case "download-retry":
+        stopBar();
+        return io.info(`Retrying in ${formatSeconds(e.delayMs / 1000)} (${e.reason})`);
+      case "download-done":
+        stopBar();
+        return io.info(`Downloaded in ${formatSeconds(e.seconds)} (${rate(e.bytes, e.seconds)})`);
+      case "verified":
+        return io.info(`Verified sha256 of ${describeKind(e.artifact)}`);
+      case "transform":
+        if (e.name === "strip_vhd_footer") return io.info("Stripped the VHD footer");
+        if (e.name === "qemu_img_convert") return io.info(`Converted ${e.from} → ${e.to}`);
+        return;
+      case "ready":
+        if (!cacheHit) io.success(`${e.image} ready in ${shortPath(e.dir, io.cwd)}`);
+        return;
+    }
+  };
+}
+
+/** A path relative to the working directory when it is inside it. */
+function shortPath(path: string, cwd: string): string {
+  const rel = relative(cwd, path);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}

@@ -1,0 +1,183 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { CastraError, fsError, InterruptedError, UsageError } from "../errors.js";
+import { acquireLock } from "../lock.js";
+import {
+  type ArtifactKind,
+  type CatalogEntry,
+  catalogDigest,
+  findEntry,
+  imageName,
+  loadCatalog,
+  type QemuProfile,
+} from "./catalog.js";
+import type { ImageEvent } from "./events.js";
+import { openImageLog } from "./image-log.js";
+import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
+import { materialise } from "./materialise.js";
+
+export interface ImageSpec {
+  name: string;
+  version: string;
+}
+
+export interface EnsureImageOptions {
+  /** The project's `.castra/` directory. */
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Never touch the network: the image must already be cached (or reachable through file: URLs). */
+  offline?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: ImageEvent) => void;
+  /** Default: CASTRA_STALL_TIMEOUT seconds, else 30 s. */
+  stallTimeoutMs?: number;
+  /** How long to wait for another castra holding this image. Default: CASTRA_LOCK_TIMEOUT seconds, else 15 min. */
+  lockTimeoutMs?: number;
+}
+
+export interface MaterialisedImage {
+  id: string;
+  version: string;
+  dir: string;
+  entry: CatalogEntry;
+  /** Absolute path of each artifact's final file, by kind. */
+  files: Partial<Record<ArtifactKind, string>>;
+  profile: QemuProfile;
+  cacheHit: boolean;
+}
+
+/** `.castra/images/<id>/<version>` */
+export function imageDir(stateDir: string, id: string, version: string): string {
+  return join(stateDir, "images", id, version);
+}
+
+/** The lock file of an image directory; `castra images prune` and `verify` take it too. */
+export function imageLockPath(dir: string): string {
+  return join(dir, ".lock");
+}
+
+/**
+ * Materialises a managed image under `.castra/images/<id>/<version>/` (DESIGN.md, "Managed images"):
+ * a cache hit costs a manifest read and a stat per file; otherwise download, verify, transform, then the
+ * manifest, written last. Emits events instead of printing; records them in the image-manager log.
+ */
+export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions): Promise<MaterialisedImage> {
+  const catalog = await loadCatalog(options.env);
+  const entry = findEntry(catalog, spec.name, spec.version);
+  const image = imageName(entry);
+  const dir = imageDir(options.stateDir, entry.id, entry.version);
+  const log = openImageLog(options.stateDir);
+  const emit = (event: ImageEvent) => {
+    log.event(event);
+    options.onEvent?.(event);
+  };
+  try {
+    await mkdir(dir, { recursive: true }).catch((err) => {
+      throw fsError(err, "create the image directory", dir);
+    });
+    return await oneAtATime(dir, async () => {
+      const lock = await acquireLock(imageLockPath(dir), {
+        purpose: `image ${image}`,
+        timeoutMs: options.lockTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_LOCK_TIMEOUT") ?? 15 * 60_000,
+        onWait: (holder) => emit({ type: "lock-wait", image, pid: holder.pid }),
+        signal: options.signal,
+      });
+      try {
+        return await ensureLocked(entry, dir, options, emit);
+      } finally {
+        await lock.release();
+      }
+    });
+  } catch (err) {
+    const reported =
+      options.signal?.aborted && !(err instanceof CastraError)
+        ? new InterruptedError(`Interrupted while preparing ${image}`, { hint: "run the same command again" })
+        : err;
+    log.failure(image, reported);
+    throw reported;
+  }
+}
+
+async function ensureLocked(
+  entry: CatalogEntry,
+  dir: string,
+  options: EnsureImageOptions,
+  emit: (event: ImageEvent) => void,
+): Promise<MaterialisedImage> {
+  const image = imageName(entry);
+  const digest = catalogDigest(entry);
+  const state = await reconcile(dir, entry, digest);
+  const now = new Date().toISOString();
+  if (state.hit && state.manifest) {
+    if (state.refreshed) await writeManifest(dir, withArtifacts(state.manifest, entry, state.intact, now));
+    emit({ type: "cache-hit", image, dir });
+  } else {
+    if (state.reason) emit({ type: "rebuild", image, reason: state.reason });
+    const made = await materialise(entry, dir, state, {
+      env: options.env,
+      offline: options.offline ?? false,
+      signal: options.signal,
+      stallTimeoutMs: options.stallTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ?? 30_000,
+      emit,
+    });
+    const base: Manifest = state.manifest ?? {
+      format: 1,
+      image: entry.id,
+      version: entry.version,
+      catalog_digest: digest,
+      created_at: now,
+      updated_at: now,
+      artifacts: [],
+    };
+    const records = new Map([...state.intact, ...made]);
+    await writeManifest(dir, { ...withArtifacts(base, entry, records, now), catalog_digest: digest });
+  }
+  const files = Object.fromEntries(entry.artifacts.map((a) => [a.kind, join(dir, a.final_name)]));
+  emit({ type: "ready", image, dir, files });
+  return {
+    id: entry.id,
+    version: entry.version,
+    dir,
+    entry,
+    files,
+    profile: entry.profile,
+    cacheHit: state.hit,
+  };
+}
+
+/** The manifest with one record per catalog artifact, in catalog order. */
+function withArtifacts(
+  manifest: Manifest,
+  entry: CatalogEntry,
+  records: Map<ArtifactKind, ManifestArtifact>,
+  now: string,
+): Manifest {
+  const artifacts = entry.artifacts.flatMap((a) => records.get(a.kind) ?? []);
+  return { ...manifest, image: entry.id, version: entry.version, updated_at: now, artifacts };
+}
+
+/** Image directories busy in this process: the lock file records a pid, so it cannot tell two callers here apart. */
+const busy = new Map<string, Promise<unknown>>();
+
+async function oneAtATime<T>(key: string, run: () => Promise<T>): Promise<T> {
+  const previous = busy.get(key) ?? Promise.resolve();
+  const mine = previous.catch(() => {}).then(run);
+  busy.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (busy.get(key) === mine) busy.delete(key);
+  }
+}
+
+function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === "") return undefined;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UsageError(`${name} must be a positive number of seconds, not "${text}"`, {
+      hint: `unset it or set e.g. ${name}=30`,
+    });
+  }
+  return seconds * 1000;
+}

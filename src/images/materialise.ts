@@ -1,0 +1,172 @@
+import { chmod, readdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { formatBytes } from "../config/memory.js";
+import { fsError, UnavailableError } from "../errors.js";
+import {
+  type Artifact,
+  type ArtifactKind,
+  type CatalogEntry,
+  describeKind,
+  downloadUrl,
+  imageName,
+} from "./catalog.js";
+import { download } from "./download.js";
+import type { ImageEvent } from "./events.js";
+import {
+  MANIFEST_FILE,
+  type ManifestArtifact,
+  type Reconciliation,
+  sha256File,
+  stampOf,
+} from "./manifest.js";
+import { applyTransforms, needsQemuImg, requireQemuImg } from "./transforms.js";
+
+export interface MaterialiseOptions {
+  env: NodeJS.ProcessEnv;
+  offline: boolean;
+  signal?: AbortSignal;
+  stallTimeoutMs: number;
+  emit: (event: ImageEvent) => void;
+}
+
+/** A verified download waiting for its transforms. */
+interface Fetched {
+  artifact: Artifact;
+  url: string;
+  partial: string;
+}
+
+/** The download of an artifact in progress: `<final_name>.partial`. */
+export function partialPath(dir: string, artifact: Artifact): string {
+  return join(dir, `${artifact.final_name}.partial`);
+}
+
+/**
+ * Builds every artifact the reconciliation did not keep, in three phases: fetch and verify all downloads,
+ * transform all of them on temporary names, then move every result into place (read-only). A failure in the
+ * first two phases leaves no final file behind, only `.partial` downloads to resume.
+ */
+export async function materialise(
+  entry: CatalogEntry,
+  dir: string,
+  state: Reconciliation,
+  options: MaterialiseOptions,
+): Promise<Map<ArtifactKind, ManifestArtifact>> {
+  const image = imageName(entry);
+  const stale = entry.artifacts.filter((a) => !state.intact.has(a.kind));
+  await clearLeftovers(dir, entry, stale, state);
+  if (options.offline) await requireLocalSources(dir, entry, stale, options.env);
+  // Checked before any byte is downloaded: a missing tool must not cost the user a 122 MiB download first.
+  const qemuImg = needsQemuImg(stale) ? await requireQemuImg(options.env, image) : undefined;
+
+  const fetched: Fetched[] = [];
+  for (const artifact of stale) {
+    const url = downloadUrl(artifact, options.env);
+    const partial = partialPath(dir, artifact);
+    const about = { image, artifact: artifact.kind };
+    await download({
+      url,
+      dest: partial,
+      size: artifact.size,
+      sha256: artifact.sha256,
+      signal: options.signal,
+      stallTimeoutMs: options.stallTimeoutMs,
+      onEvent: (e) => options.emit({ ...about, ...e }),
+    });
+    options.emit({ type: "verified", ...about, sha256: artifact.sha256, bytes: artifact.size });
+    fetched.push({ artifact, url, partial });
+  }
+
+  const outputs: { fetched: Fetched; path: string; sha256: string }[] = [];
+  try {
+    for (const f of fetched) {
+      const about = { image, artifact: f.artifact.kind };
+      const path = await applyTransforms(f.partial, f.artifact, {
+        qemuImg,
+        signal: options.signal,
+        onStep: (step) => options.emit({ type: "transform", ...about, ...step }),
+      });
+      const output = { fetched: f, path, sha256: f.artifact.sha256 };
+      outputs.push(output);
+      // Only a file the transforms rewrote is hashed again; a plain download keeps its verified sha256.
+      if (f.artifact.transforms.some((t) => t.type !== "rename")) output.sha256 = await sha256File(path);
+    }
+  } catch (err) {
+    await Promise.all(
+      outputs.filter((o) => o.path !== o.fetched.partial).map((o) => rm(o.path, { force: true })),
+    );
+    throw err;
+  }
+
+  const records = new Map<ArtifactKind, ManifestArtifact>();
+  for (const { fetched: f, path, sha256 } of outputs) {
+    const final = join(dir, f.artifact.final_name);
+    try {
+      await rename(path, final);
+      await chmod(final, 0o444);
+      if (path !== f.partial) await rm(f.partial, { force: true });
+    } catch (err) {
+      throw fsError(err, "move the image into place", final);
+    }
+    const stamp = await stampOf(final);
+    records.set(f.artifact.kind, {
+      kind: f.artifact.kind,
+      url: f.artifact.url,
+      fetched_from: f.url,
+      source_sha256: f.artifact.sha256,
+      source_size: f.artifact.size,
+      final_name: f.artifact.final_name,
+      final_sha256: sha256,
+      final_size: stamp.size,
+      stamp,
+      transforms: f.artifact.transforms,
+      materialised_at: new Date().toISOString(),
+    });
+  }
+  return records;
+}
+
+/** Removes what a rebuild replaces or an earlier crash left: stale finals and temporaries, never downloads. */
+async function clearLeftovers(dir: string, entry: CatalogEntry, stale: Artifact[], state: Reconciliation) {
+  const wanted = new Set(entry.artifacts.map((a) => a.final_name));
+  const orphans = (state.manifest?.artifacts ?? []).map((r) => r.final_name).filter((n) => !wanted.has(n));
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw fsError(err, "read the image directory", dir);
+  }
+  const temporaries = names.filter((n) => n.endsWith(".tmp.partial") || n === `${MANIFEST_FILE}.partial`);
+  const doomed = [...stale.map((a) => a.final_name), ...orphans, ...temporaries];
+  await Promise.all(doomed.map((n) => rm(join(dir, n), { force: true })));
+}
+
+/** Offline, every missing artifact must be a complete download on disk or a file: URL. */
+async function requireLocalSources(
+  dir: string,
+  entry: CatalogEntry,
+  stale: Artifact[],
+  env: NodeJS.ProcessEnv,
+) {
+  const missing: string[] = [];
+  for (const artifact of stale) {
+    const url = downloadUrl(artifact, env);
+    if (new URL(url).protocol === "file:") continue;
+    const have = await stat(partialPath(dir, artifact)).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (have === artifact.size) continue;
+    missing.push(
+      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${url})`,
+    );
+  }
+  if (missing.length === 0) return;
+  const image = imageName(entry);
+  throw new UnavailableError(`${image} is not cached, and offline mode forbids downloading it`, {
+    detail: `missing in ${dir}:\n${missing.map((m) => `  ${m}`).join("\n")}`,
+    hint:
+      `run \`castra images pull ${image}\` where the network is reachable, copy .castra/images/${entry.id}/${entry.version}/ ` +
+      "from a machine that has it, or point CASTRA_MIRROR at a file:// mirror",
+  });
+}

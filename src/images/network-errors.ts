@@ -1,0 +1,130 @@
+import { formatBytes } from "../config/memory.js";
+import { UnavailableError } from "../errors.js";
+
+/** An HTTP reply other than 200/206/416 (after redirects). */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+  ) {
+    super(`HTTP ${status} ${statusText}`.trim());
+  }
+}
+
+/** No byte arrived for the stall timeout. */
+export class StallError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no data for ${timeoutMs / 1000} s`);
+  }
+}
+
+/** The connection went away mid-stream or the server had a passing failure: worth another try. */
+export class TransientError extends Error {}
+
+const RESET_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "UND_ERR_SOCKET",
+]);
+const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NODATA", "EAI_NONAME", "EAI_FAIL"]);
+const UNREACHABLE_CODES = new Set(["EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EHOSTDOWN", "ETIMEDOUT"]);
+
+function errorCode(err: unknown): string {
+  return String((err as NodeJS.ErrnoException)?.code ?? "");
+}
+
+function isTlsError(err: unknown): boolean {
+  const code = errorCode(err);
+  return (
+    code.startsWith("ERR_TLS_") ||
+    code.startsWith("ERR_SSL_") ||
+    code.startsWith("CERT_") ||
+    code === "EPROTO" ||
+    /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)
+  );
+}
+
+/** Whether a failed attempt deserves a retry: resets, 5xx, 408 and 429; never other 4xx, DNS, TLS or a stall. */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof TransientError) return true;
+  if (err instanceof HttpStatusError) return err.status >= 500 || err.status === 408 || err.status === 429;
+  if (err instanceof StallError) return false;
+  return RESET_CODES.has(errorCode(err)) || (err as Error)?.message === "aborted";
+}
+
+const NETWORK_HINT =
+  "check the network connection, or set CASTRA_MIRROR=URL to a reachable mirror; with the image copied into " +
+  ".castra/images/<id>/<version>/ beforehand, --offline needs no network";
+
+/** One specific, actionable error per way a download can fail on the network (exit 69). */
+export function networkError(
+  err: unknown,
+  url: string,
+  progress: { received: number; total: number },
+): UnavailableError {
+  const { host, hostname } = new URL(url);
+  const code = errorCode(err);
+  const reason = err instanceof Error ? err.message : String(err);
+  const got = `received ${formatBytes(progress.received)} of ${formatBytes(progress.total)}`;
+  if (err instanceof HttpStatusError) {
+    const missing = err.status === 404 || err.status === 410;
+    return new UnavailableError(`Download failed: ${host} answered HTTP ${err.status}`, {
+      detail: `GET ${url}\n→ ${err.message}`,
+      hint: missing
+        ? "the file is not on that server: check the URL in the catalog (CASTRA_CATALOG) or the mirror (CASTRA_MIRROR)"
+        : err.status >= 500
+          ? `the server failed; try again later, or set CASTRA_MIRROR=URL to another mirror`
+          : `the server refused the request; check access to ${host}, or set CASTRA_MIRROR=URL`,
+      cause: err,
+    });
+  }
+  if (err instanceof StallError) {
+    return new UnavailableError(`Download from ${host} stalled`, {
+      detail: `${url}: ${err.message} (${got}); the .partial file is kept, the next run resumes it`,
+      hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  if (DNS_CODES.has(code)) {
+    return new UnavailableError(`Cannot resolve ${hostname}`, {
+      detail: `DNS lookup failed (${code}) for ${url}`,
+      hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  if (code === "ECONNREFUSED") {
+    return new UnavailableError(`Connection refused by ${host}`, {
+      detail: `nothing accepts connections at ${host} (${url})`,
+      hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  if (isTlsError(err)) {
+    return new UnavailableError(`TLS connection to ${host} failed`, {
+      detail: `${code || "TLS"}: ${reason}`,
+      hint: `check the system clock and CA certificates, or set CASTRA_MIRROR=URL to a mirror you trust`,
+      cause: err,
+    });
+  }
+  if (UNREACHABLE_CODES.has(code)) {
+    return new UnavailableError(`Cannot reach ${host}`, {
+      detail: `${code}: ${reason}`,
+      hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  if (isRetriable(err)) {
+    return new UnavailableError(`Connection to ${host} kept breaking`, {
+      detail: `${url}: ${code || reason} (${got}); the .partial file is kept, the next run resumes it`,
+      hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  return new UnavailableError(`Download from ${host} failed`, {
+    detail: `${url}: ${code ? `${code}: ` : ""}${reason}`,
+    hint: NETWORK_HINT,
+    cause: err,
+  });
+}
