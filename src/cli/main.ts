@@ -6,6 +6,8 @@ import { buildProgram } from "./program.js";
 
 /** The only place that turns errors into exit codes. */
 async function main(argv: string[]): Promise<number> {
+  // Whatever the user's umask, nothing castra (or QEMU under it) creates is writable by group or others.
+  process.umask(process.umask(0o022) | 0o022);
   const controller = new AbortController();
   let io: IO | undefined;
   let exitCode = 0;

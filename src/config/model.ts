@@ -26,7 +26,22 @@ export interface VmConfig {
   /** A serial-console line that means the guest is ready. */
   readyPattern?: string;
   portForwards: PortForward[];
+  /** The guest's user network (`-netdev user,net=`); unset means castra's `169.254.0.0/16`. */
+  subnet?: string;
+  /** Public key lines or `.pub` paths (relative to rootDir) served to the guest besides the project key. */
+  authorizedKeys?: string[];
+  /** Absolute path of a file served byte for byte as `latest/user-data`. */
+  userData?: string;
+  /** Which metadata API the guest gets; unset: the image profile's, else `none`. */
+  metadata?: MetadataFlavour;
+  /** `false` turns off the automatic 127.0.0.1 forward to the guest's SSH port (and `castra ssh`). */
+  ssh?: boolean;
+  /** The user `castra ssh` logs in as; unset: the image profile's login user, else `root`. */
+  sshUser?: string;
 }
+
+/** `ec2`: castra serves an EC2-style instance-metadata subset; `none`: every request gets 404. */
+export type MetadataFlavour = "ec2" | "none";
 
 export interface BrokerConfig {
   port: number;

@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { type FieldReader, isTable } from "./fields.js";
 import { readBroker, readForwards } from "./forwards.js";
+import { GUEST_ACCESS_KEYS, readGuestAccess } from "./guest-access.js";
 import { MEMORY_EXAMPLE, parseMemorySize } from "./memory.js";
 import type { BaseImageSource, Project, VmConfig } from "./model.js";
 
@@ -18,6 +19,7 @@ const VM_KEYS = [
   "memory",
   "ready_pattern",
   "port_forwards",
+  ...GUEST_ACCESS_KEYS,
 ] as const;
 const MANAGED_KEYS = ["name", "version", "profile"] as const;
 
@@ -136,6 +138,7 @@ function readVm(entry: unknown, path: string, rootDir: string, reader: FieldRead
   const memoryBytes = readMemory(vm, path, reader);
   const readyPattern = reader.string(vm, "ready_pattern", path, 'ready_pattern = "login:"');
   const portForwards = readForwards(vm.port_forwards, `${path}.port_forwards`, reader);
+  const access = readGuestAccess(vm, path, reader, (text) => resolveUserPath(text, rootDir));
   if (reader.issues.length > issuesBefore || name === undefined || source === undefined) return undefined;
 
   const overlay = overlayText
@@ -149,7 +152,7 @@ function readVm(entry: unknown, path: string, rootDir: string, reader: FieldRead
     );
     return undefined;
   }
-  return { name, source, overlay, cpus, memoryBytes, readyPattern, portForwards };
+  return { name, source, overlay, cpus, memoryBytes, readyPattern, portForwards, ...access };
 }
 
 function readSource(

@@ -34,6 +34,22 @@ overlay = ".castra/${vm}-overlay.qcow2"
 # A serial-console line that means the guest is ready; the catalog image knows its own.
 # ready_pattern = "login:"
 
+# Guest access. \`castra ssh\` logs in with the project key (.castra/ssh/id_ed25519), which castra hands
+# to the guest through its own instance-metadata service at 169.254.169.254 (the host's is never reachable).
+# More public keys for the guest: key lines or .pub files.
+# authorized_keys = ["~/.ssh/id_ed25519.pub"]
+# A file served byte for byte as the guest's user-data (Alpine's tiny-cloud runs it if it is a script).
+# user_data = "user-data.sh"
+# "ec2" or "none"; the catalog image knows which it reads (your own images get "none" unless set).
+# metadata = "ec2"
+# The user \`castra ssh\` logs in as; the catalog image knows its own (your own images: root).
+# ssh_user = "alpine"
+# castra forwards a free 127.0.0.1 port to guest port 22 (or uses a forward you declare to port 22);
+# false turns that off.
+# ssh = false
+# Another network for this guest; outside 169.254.0.0/16 the host's own metadata service becomes reachable.
+# subnet = "10.0.2.0/24"
+
 # Forward a host port to a guest port (here SSH); repeat the table for more.
 [[vms.port_forwards]]
 # Port on the host, bound to 127.0.0.1 only.

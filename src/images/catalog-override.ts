@@ -105,6 +105,11 @@ const profile = z.strictObject({
     .regex(/^[a-z0-9-]+$/, "must be a QEMU drive interface such as virtio or ide")
     .optional(),
   ready_pattern: z.string().min(1).optional(),
+  metadata: z.enum(["ec2", "none"], { error: 'must be "ec2" or "none"' }).optional(),
+  login_user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name such as alpine")
+    .optional(),
 });
 
 const entry = z

@@ -37,6 +37,10 @@ export interface QemuProfile {
   disk_interface?: string;
   /** A serial-console line that means the guest is ready. */
   ready_pattern?: string;
+  /** The instance-metadata API the image reads at boot ("none": every metadata path answers 404). */
+  metadata?: "ec2" | "none";
+  /** The user `castra ssh` logs in as. */
+  login_user?: string;
 }
 
 export interface CatalogEntry {
@@ -73,7 +77,15 @@ export const BUILTIN_CATALOG: readonly CatalogEntry[] = [
       },
     ],
     // It boots from its own bootloader (extlinux, console on ttyS0), so there is no kernel or initrd.
-    profile: { cpus: 1, memory: 512 * MIB, disk_interface: "virtio", ready_pattern: "login:" },
+    // Its tiny-cloud reads SSH keys and hostname from EC2's metadata API, which castra serves.
+    profile: {
+      cpus: 1,
+      memory: 512 * MIB,
+      disk_interface: "virtio",
+      ready_pattern: "login:",
+      metadata: "ec2",
+      login_user: "alpine",
+    },
   },
 ];
 

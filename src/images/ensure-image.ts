@@ -15,6 +15,7 @@ import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";
 import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
 import { materialise } from "./materialise.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 export interface ImageSpec {
   name: string;
@@ -154,20 +155,6 @@ function withArtifacts(
 ): Manifest {
   const artifacts = entry.artifacts.flatMap((a) => records.get(a.kind) ?? []);
   return { ...manifest, image: entry.id, version: entry.version, updated_at: now, artifacts };
-}
-
-/** Image directories busy in this process: the lock file records a pid, so it cannot tell two callers here apart. */
-const busy = new Map<string, Promise<unknown>>();
-
-async function oneAtATime<T>(key: string, run: () => Promise<T>): Promise<T> {
-  const previous = busy.get(key) ?? Promise.resolve();
-  const mine = previous.catch(() => {}).then(run);
-  busy.set(key, mine);
-  try {
-    return await mine;
-  } finally {
-    if (busy.get(key) === mine) busy.delete(key);
-  }
 }
 
 function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {

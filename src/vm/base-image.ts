@@ -1,5 +1,7 @@
-import type { Project, VmConfig } from "../config/model.js";
-import { DataError, LaunchError } from "../errors.js";
+import type { MetadataFlavour, Project, VmConfig } from "../config/model.js";
+import { DataError } from "../errors.js";
+import type { MaterialisedImage } from "../images/ensure-image.js";
+import type { ImageEvent } from "../images/events.js";
 import { runTool } from "./host-tools.js";
 
 /** How a base image wants to be booted; filled from the catalog profile for managed images. */
@@ -13,6 +15,10 @@ export interface BootProfile {
   readyPattern?: string;
   cpus?: number;
   memoryBytes?: number;
+  /** The metadata API the image reads at boot (`alpine-minimal@v1`: "ec2"). */
+  metadata?: MetadataFlavour;
+  /** The user `castra ssh` logs in as (`alpine-minimal@v1`: "alpine"). */
+  loginUser?: string;
 }
 
 /** Where a VM's base image is, before anything reads it. */
@@ -27,17 +33,55 @@ export interface ResolvedBaseImage extends BaseImageLocation {
   format: string;
 }
 
+/** What `castra up` passes through to the image pipeline when a VM uses a managed image. */
+export interface ManagedImageOptions {
+  env: NodeJS.ProcessEnv;
+  offline?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: ImageEvent) => void;
+}
+
 /**
  * Where the base image of `vm` lives. Bring-your-own images are used in place (preflight checks they exist);
- * managed images are not wired into the VM lifecycle yet.
+ * managed images are materialised under `.castra/images/` first, and their catalog profile says how to boot them.
  */
-export async function resolveBaseImage(vm: VmConfig, project: Project): Promise<BaseImageLocation> {
+export async function resolveBaseImage(
+  vm: VmConfig,
+  project: Project,
+  options: ManagedImageOptions,
+): Promise<BaseImageLocation> {
   if (vm.source.kind === "path") return { path: vm.source.path };
-  const what = project.synthesized ? "the default Alpine VM (no castra.toml here)" : `vm ${vm.name}`;
-  throw new LaunchError(`Managed images cannot be booted by this castra yet`, {
-    detail: `${what} uses managed_image ${vm.source.name}@${vm.source.version}, which \`castra up\` does not download yet.`,
-    hint: `write a castra.toml (\`castra init\`) whose VM sets base_image = "path/to/your.qcow2", then run \`castra up\``,
-  });
+  // Loaded only here, so a bring-your-own VM never constructs the image manager.
+  const { ensureImage } = await import("../images/ensure-image.js");
+  const image = await ensureImage(
+    { name: vm.source.name, version: vm.source.version },
+    { stateDir: project.stateDir, ...options },
+  );
+  const rootDisk = image.files.root_disk;
+  if (!rootDisk) {
+    throw new DataError(`Managed image ${image.id}@${image.version} has no root disk`, {
+      detail: "Every catalog entry needs an artifact of kind root_disk to back the VM's overlay.",
+      hint: "add a root_disk artifact to the entry in your CASTRA_CATALOG file",
+    });
+  }
+  return { path: rootDisk, boot: vm.source.useProfile ? bootProfileOf(image) : undefined };
+}
+
+/** The catalog's QEMU profile as boot hints; values in castra.toml win over these later. */
+function bootProfileOf(image: MaterialisedImage): BootProfile {
+  const p = image.profile;
+  return {
+    kernel: p.kernel && image.files[p.kernel],
+    initrd: p.initrd && image.files[p.initrd],
+    append: p.append,
+    machine: p.machine,
+    diskInterface: p.disk_interface,
+    readyPattern: p.ready_pattern,
+    cpus: p.cpus,
+    memoryBytes: p.memory,
+    metadata: p.metadata,
+    loginUser: p.login_user,
+  };
 }
 
 export interface ImageInfo {

@@ -1,6 +1,7 @@
 import { createSocket } from "node:dgram";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { createServer } from "node:net";
+import { LaunchError } from "../errors.js";
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -75,4 +76,34 @@ async function describeProcess(pid: string): Promise<string> {
   const argv = cmdline.split("\0").filter(Boolean);
   if (argv.length > 0) return argv.join(" ").slice(0, 120);
   return (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "?")).trim();
+}
+
+/**
+ * A TCP port that is free on `address` right now and not in `avoid` (ports the project claims for later):
+ * the kernel picks it, castra releases it, and QEMU binds it a moment later.
+ */
+export async function pickFreePort(address: string, avoid: ReadonlySet<number>): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", (err) =>
+        reject(
+          new LaunchError(`Cannot find a free port on ${address} for SSH`, {
+            detail: err.message,
+            hint: "check that the loopback interface is up (ip addr show lo), then run `castra up` again",
+            cause: err,
+          }),
+        ),
+      );
+      server.listen({ host: address, port: 0, exclusive: true }, () => {
+        const bound = server.address();
+        const chosen = typeof bound === "object" && bound ? bound.port : 0;
+        server.close(() => resolve(chosen));
+      });
+    });
+    if (port > 0 && !avoid.has(port)) return port;
+  }
+  throw new LaunchError(`Cannot find a free port on ${address} for SSH`, {
+    hint: "close some programs listening on 127.0.0.1, or declare a forward to guest port 22 in castra.toml",
+  });
 }

@@ -4,6 +4,7 @@ import type { Project, VmConfig } from "../config/model.js";
 import { fsError, LaunchError } from "../errors.js";
 import type { Accelerator } from "./accel.js";
 import type { ResolvedBaseImage } from "./base-image.js";
+import type { GuestNetworkPlan, SshEndpoint } from "./guest-access.js";
 import type { HostTools } from "./host-tools.js";
 import { readTailLines } from "./log-tail.js";
 import type { VmPaths } from "./paths.js";
@@ -22,6 +23,8 @@ export interface LaunchInput {
   tools: HostTools;
   accel: Accelerator;
   paths: VmPaths;
+  network: GuestNetworkPlan;
+  ssh?: SshEndpoint;
 }
 
 /**
@@ -30,7 +33,11 @@ export interface LaunchInput {
  */
 export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
   const { vm, base, paths } = input;
-  const args = buildQemuArgs(vm, base, paths, { accel: input.accel, projectName: input.project.name });
+  const args = buildQemuArgs(vm, base, paths, {
+    accel: input.accel,
+    projectName: input.project.name,
+    network: input.network,
+  });
   await rm(paths.qmpSocket, { force: true });
   const log = await openLog(paths.qemuLog);
   try {
@@ -75,6 +82,7 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     qmpSocket: paths.qmpSocket,
     serialLog: paths.serialLog,
     qemuLog: paths.qemuLog,
+    ...(input.ssh ? { ssh: input.ssh } : {}),
   };
   await writeJsonAtomic(paths.pidFile, record);
 

@@ -23,11 +23,12 @@ const project: Project = {
   warnings: [],
 };
 
-test("sources: the broker when configured, then each VM's QEMU and serial logs (no image manager for BYO)", () => {
+test("sources: the broker when configured, then each VM's QEMU, serial and metadata logs (no image manager for BYO)", () => {
   assert.deepEqual(
     logSources(project).map((s) => s.label),
-    ["host-broker", "vm:devbox:qemu", "vm:devbox:serial"],
+    ["host-broker", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata"],
   );
+  assert.equal(logSources(project).at(-1)?.path, join(dir, ".castra", "logs", "devbox-metadata.log"));
 });
 
 test("tails are merged by time: own timestamps, inherited timestamps, else the file's mtime", async () => {

@@ -5,7 +5,7 @@ import { projectPaths, vmPaths } from "./paths.js";
 
 /** One log file and the prefix its lines carry in `castra logs`. */
 export interface LogSource {
-  /** "host-broker", "image-manager", "vm:devbox:qemu", "vm:devbox:serial". */
+  /** "host-broker", "image-manager", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata". */
   label: string;
   path: string;
 }
@@ -16,7 +16,10 @@ export interface LogLine {
   text: string;
 }
 
-/** Broker and image-manager logs when the project can have them (or they exist), then each VM's two logs. */
+/**
+ * Broker and image-manager logs when the project can have them, then each VM's QEMU, serial and metadata
+ * logs (one line per guest request to 169.254.169.254).
+ */
 export function logSources(project: Project): LogSource[] {
   const paths = projectPaths(project);
   const sources: LogSource[] = [];
@@ -29,6 +32,7 @@ export function logSources(project: Project): LogSource[] {
     sources.push(
       { label: `vm:${vm.name}:qemu`, path: p.qemuLog },
       { label: `vm:${vm.name}:serial`, path: p.serialLog },
+      { label: `vm:${vm.name}:metadata`, path: p.metadataLog },
     );
   }
   return sources;

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CannotCreateError, DataError, fsError } from "../errors.js";
+import { checkBaseIdentity, recordBaseIdentity } from "./base-identity.js";
 import { type ResolvedBaseImage, readImageInfo } from "./base-image.js";
 import { runTool } from "./host-tools.js";
 import { exists } from "./state.js";
@@ -21,7 +22,10 @@ export async function ensureOverlay(
   if (await exists(overlay)) {
     const info = await readImageInfo(qemuImg, overlay);
     const backing = info.backingFile ? resolve(dirname(overlay), info.backingFile) : undefined;
-    if (backing === basePath) return "reused";
+    if (backing === basePath) {
+      await checkBaseIdentity(overlay, basePath, vmName);
+      return "reused";
+    }
     throw new DataError(`The overlay of vm ${vmName} belongs to another base image`, {
       detail:
         `${overlay} is backed by ${backing ?? "no base image at all"}, but vm ${vmName} now uses ${basePath}.\n` +
@@ -44,5 +48,6 @@ export async function ensureOverlay(
       cause: err,
     });
   }
+  await recordBaseIdentity(overlay, basePath);
   return "created";
 }

@@ -16,6 +16,8 @@ test("runtime and log files live under .castra/run and .castra/logs", () => {
     qmpSocket: "/p/.castra/run/devbox.qmp",
     qemuLog: "/p/.castra/logs/devbox.log",
     serialLog: "/p/.castra/logs/devbox-serial.log",
+    metadataConfig: "/p/.castra/run/devbox-metadata.json",
+    metadataLog: "/p/.castra/logs/devbox-metadata.log",
   });
 });
 

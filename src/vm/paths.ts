@@ -12,6 +12,10 @@ export interface VmPaths {
   qmpSocket: string;
   qemuLog: string;
   serialLog: string;
+  /** The metadata responder's configuration (0600: it holds the token secret). */
+  metadataConfig: string;
+  /** One line per guest request to 169.254.169.254. */
+  metadataLog: string;
 }
 
 export interface ProjectPaths {
@@ -56,6 +60,8 @@ export function vmPaths(
     qmpSocket: qmpSocketPath(join(runDir, `${vm.name}.qmp`), project.stateDir, vm.name, env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
+    metadataConfig: join(runDir, `${vm.name}-metadata.json`),
+    metadataLog: join(logsDir, `${vm.name}-metadata.log`),
   };
 }
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { VmConfig } from "../config/model.js";
+import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import type { ResolvedBaseImage } from "./base-image.js";
+import type { GuestNetworkPlan } from "./guest-access.js";
 import { buildQemuArgs, escapeOptionValue } from "./qemu-args.js";
 
 const paths = { qmpSocket: "/p/.castra/run/devbox.qmp", serialLog: "/p/.castra/logs/devbox-serial.log" };
@@ -17,12 +19,15 @@ function vm(extra: Partial<VmConfig> = {}): VmConfig {
   };
 }
 
+/** castra's network without metadata or SSH: the plain shape most tests below compare. */
+const network: GuestNetworkPlan = { subnet: "169.254.0.0/16", mac: "52:54:00:aa:bb:cc" };
+
 /** The part of every argv after the drive that only depends on the paths. */
 const tail = (netdev: string) => [
   "-netdev",
   netdev,
   "-device",
-  "virtio-net-pci,netdev=net0",
+  "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc",
   "-chardev",
   "file,id=serial0,path=/p/.castra/logs/devbox-serial.log",
   "-serial",
@@ -46,7 +51,7 @@ test("a VM with forwards, 2 CPUs and 2 GiB under TCG gets exactly this argv", ()
     }),
     byo,
     paths,
-    { accel: "tcg", projectName: "demo" },
+    { accel: "tcg", projectName: "demo", network },
   );
   assert.deepEqual(args, [
     "-name",
@@ -72,11 +77,12 @@ test("a VM with forwards, 2 CPUs and 2 GiB under TCG gets exactly this argv", ()
 });
 
 test("KVM adds the host CPU model; defaults are 1 CPU and 1024 MiB; memory rounds up to whole MiB", () => {
-  const kvm = buildQemuArgs(vm(), byo, paths, { accel: "kvm", projectName: "demo" });
+  const kvm = buildQemuArgs(vm(), byo, paths, { accel: "kvm", projectName: "demo", network });
   assert.deepEqual(kvm.slice(4, 12), ["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "1024M"]);
   const odd = buildQemuArgs(vm({ memoryBytes: 1536 * 1024 * 1024 + 1 }), byo, paths, {
     accel: "tcg",
     projectName: "x",
+    network,
   });
   assert.equal(odd[odd.indexOf("-m") + 1], "1537M");
 });
@@ -95,7 +101,7 @@ test("a boot profile adds kernel, initrd and append verbatim and picks machine, 
       memoryBytes: 512 * 1024 * 1024,
     },
   };
-  const args = buildQemuArgs(vm(), base, paths, { accel: "tcg", projectName: "demo" });
+  const args = buildQemuArgs(vm(), base, paths, { accel: "tcg", projectName: "demo", network });
   assert.deepEqual(args.slice(0, 23), [
     "-name",
     "guest=castra:demo:devbox",
@@ -126,6 +132,7 @@ test("a boot profile adds kernel, initrd and append verbatim and picks machine, 
   const own = buildQemuArgs(vm({ cpus: 1, memoryBytes: 256 * 1024 * 1024 }), base, paths, {
     accel: "tcg",
     projectName: "demo",
+    network,
   });
   assert.deepEqual(own.slice(6, 10), ["-smp", "1", "-m", "256M"]);
 });
@@ -135,11 +142,52 @@ test("commas in paths and names are doubled inside QEMU option lists", () => {
     vm({ overlay: "/home/a,b/.castra/devbox-overlay.qcow2" }),
     byo,
     { qmpSocket: "/home/a,b/.castra/run/devbox.qmp", serialLog: "/home/a,b/.castra/logs/devbox-serial.log" },
-    { accel: "tcg", projectName: "one,two" },
+    { accel: "tcg", projectName: "one,two", network },
   );
   assert.ok(args.includes("guest=castra:one,,two:devbox"));
   assert.ok(args.includes("file=/home/a,,b/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio"));
   assert.ok(args.includes("file,id=serial0,path=/home/a,,b/.castra/logs/devbox-serial.log"));
   assert.ok(args.includes("socket,id=qmp0,path=/home/a,,b/.castra/run/devbox.qmp,server=on,wait=off"));
   assert.equal(escapeOptionValue("a,,b"), "a,,,,b");
+});
+
+test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join the user network", () => {
+  const guestfwd = metadataGuestfwd({
+    nodePath: "/usr/bin/node",
+    cliPath: "/opt/castra,1/dist/castra.js",
+    configRelPath: "/p/.castra/run/devbox-metadata.json",
+  });
+  const args = buildQemuArgs(
+    vm({ portForwards: [{ host: 8080, guest: 80, protocol: "tcp", hostAddress: "127.0.0.1" }] }),
+    byo,
+    paths,
+    {
+      accel: "tcg",
+      projectName: "demo",
+      network: {
+        subnet: "169.254.0.0/16",
+        mac: "52:54:00:01:02:03",
+        guestfwd,
+        sshForward: { host: 40222, guest: 22, protocol: "tcp", hostAddress: "127.0.0.1" },
+      },
+    },
+  );
+  const netdev = args[args.indexOf("-netdev") + 1];
+  assert.equal(
+    netdev,
+    "user,id=net0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:40222-:22," +
+      "guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/opt/castra,,1/dist/castra.js' __metadata " +
+      "'/p/.castra/run/devbox-metadata.json'",
+  );
+  assert.equal(args[args.indexOf("-device") + 1], "virtio-net-pci,netdev=net0,mac=52:54:00:01:02:03");
+});
+
+test("a custom subnet replaces castra's network and carries no metadata forward", () => {
+  const args = buildQemuArgs(vm(), byo, paths, {
+    accel: "tcg",
+    projectName: "demo",
+    network: { subnet: "10.0.2.0/24", mac: "52:54:00:01:02:03" },
+  });
+  assert.equal(args[args.indexOf("-netdev") + 1], "user,id=net0,net=10.0.2.0/24");
+  assert.ok(!args.some((a) => a.includes("guestfwd") || a.includes("169.254")));
 });

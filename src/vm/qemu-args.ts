@@ -1,17 +1,18 @@
 import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type PortForward, type VmConfig } from "../config/model.js";
 import type { Accelerator } from "./accel.js";
 import type { ResolvedBaseImage } from "./base-image.js";
+import type { GuestNetworkPlan } from "./guest-access.js";
 import type { VmPaths } from "./paths.js";
 
 const MIB = 1024 * 1024;
-/** Guests see castra's link-local network, so 169.254.169.254 can be castra's metadata service. */
-export const GUEST_NETWORK = "169.254.0.0/16";
 export const DEFAULT_MACHINE = "q35";
 export const DEFAULT_DISK_INTERFACE = "virtio";
 
 export interface QemuArgOptions {
   accel: Accelerator;
   projectName: string;
+  /** Subnet, MAC, metadata guestfwd and the automatic SSH forward (see `prepareGuestNetwork`). */
+  network: GuestNetworkPlan;
 }
 
 /** CPUs, memory and ready pattern after config, then the image's boot profile, then castra's defaults. */
@@ -52,9 +53,16 @@ export function buildQemuArgs(
   const boot = base.boot ?? {};
   const { cpus, memoryBytes } = vmResources(vm, base);
   const disk = boot.diskInterface ?? DEFAULT_DISK_INTERFACE;
-  const netdev = ["user", "id=net0", `net=${GUEST_NETWORK}`, ...vm.portForwards.map(hostForwardRule)].join(
-    ",",
-  );
+  const { network } = options;
+  const forwards = network.sshForward ? [...vm.portForwards, network.sshForward] : vm.portForwards;
+  const netdev = [
+    "user",
+    "id=net0",
+    `net=${network.subnet}`,
+    ...forwards.map(hostForwardRule),
+    // Already escaped for QEMU's option syntax by metadataGuestfwd.
+    ...(network.guestfwd ? [`guestfwd=${network.guestfwd}`] : []),
+  ].join(",");
   return [
     "-name",
     `guest=${escapeOptionValue(`castra:${options.projectName}:${vm.name}`)}`,
@@ -80,7 +88,8 @@ export function buildQemuArgs(
     "-netdev",
     netdev,
     "-device",
-    "virtio-net-pci,netdev=net0",
+    // A pinned MAC: the metadata service names the NIC by it before the guest boots.
+    `virtio-net-pci,netdev=net0,mac=${network.mac}`,
     "-chardev",
     `file,id=serial0,path=${escapeOptionValue(paths.serialLog)}`,
     "-serial",

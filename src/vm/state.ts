@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { fsError } from "../errors.js";
 import type { Accelerator } from "./accel.js";
+import type { SshEndpoint } from "./guest-access.js";
 import { readTailLines, scanFileFor } from "./log-tail.js";
 import { type VmPaths, vmPaths } from "./paths.js";
 import { isAlive, runsArgv } from "./process-identity.js";
@@ -24,6 +25,8 @@ export interface VmRunRecord {
   qmpSocket: string;
   serialLog: string;
   qemuLog: string;
+  /** Where `castra ssh` connects; absent with `ssh = false` (or a QEMU started by an older castra). */
+  ssh?: SshEndpoint;
 }
 
 export interface VmStatus {
@@ -64,9 +67,18 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   }
 }
 
-/** Removes the pid file, the shutting-down marker and the QMP socket of a VM that no longer runs. */
+/**
+ * Removes the pid file, the shutting-down marker, the QMP socket and the metadata responder's configuration
+ * (its token secret must not outlive the VM) of a VM that no longer runs.
+ */
 export async function removeRuntimeFiles(paths: VmPaths, record?: VmRunRecord): Promise<void> {
-  const files = [paths.pidFile, paths.stoppingMarker, paths.qmpSocket, record?.qmpSocket];
+  const files = [
+    paths.pidFile,
+    paths.stoppingMarker,
+    paths.qmpSocket,
+    record?.qmpSocket,
+    paths.metadataConfig,
+  ];
   await Promise.all(files.filter((f): f is string => Boolean(f)).map((f) => rm(f, { force: true })));
 }
 

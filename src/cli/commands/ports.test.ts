@@ -3,6 +3,7 @@ import { mkdtemp, readdir, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
+import { fakeRunningVm } from "../../../test/support/running-vm.js";
 import { type CapturedIO, captureIO } from "../io.js";
 import { formatTable, runPorts } from "./ports.js";
 
@@ -113,6 +114,36 @@ test("unknown keys are summarised once, with suggestions", async () => {
   assert.deepEqual(lines, [
     "warning: 2 unknown keys in castra.toml (ignored): vms[0].cpu (did you mean `cpus`?), vms[0].port_forwards[0].gest (did you mean `guest`?)",
   ]);
+});
+
+test("a running VM's automatic SSH forward is listed with a note; a stopped one is announced with --verbose", async () => {
+  await write(vm("web", fwd(8080, 80)) + vm("db", ""));
+  await runPorts({ verbose: true }, ctx());
+  assert.match(
+    io.stderr(),
+    /db: `castra up` forwards a free 127\.0\.0\.1 port to guest port 22 for `castra ssh`/,
+  );
+  const sleeper = await fakeRunningVm(dir, "db", {
+    host: "127.0.0.1",
+    port: 40222,
+    user: "root",
+    automatic: true,
+  });
+  try {
+    io = captureIO({ cwd: dir });
+    await runPorts({}, ctx());
+  } finally {
+    sleeper.kill("SIGKILL");
+  }
+  assert.equal(
+    io.stdout(),
+    [
+      "VM   HOST             GUEST  PROTO  NOTE",
+      "web  127.0.0.1:8080   80     tcp",
+      "db   127.0.0.1:40222  22     tcp    automatic (castra ssh)",
+      "",
+    ].join("\n"),
+  );
 });
 
 test("formatTable pads columns and leaves no trailing spaces", () => {

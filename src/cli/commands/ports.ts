@@ -1,6 +1,7 @@
 import { displayPath } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import { describeClaim, findPortConflicts } from "../../config/ports.js";
+import { projectStatus, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
 
@@ -17,9 +18,11 @@ export async function runPorts(opts: PortsOptions, ctx: CommandContext): Promise
   const project = await resolveProject(ctx);
   if (opts.verbose) for (const line of projectNotes(project, io.cwd)) io.print(line);
 
-  const rows = project.vms.flatMap((vm) =>
-    vm.portForwards.map((f) => [vm.name, `${f.hostAddress}:${f.host}`, String(f.guest), f.protocol]),
-  );
+  const statuses = await projectStatus(project);
+  const rows = project.vms.flatMap((vm, i) => [
+    ...vm.portForwards.map((f) => [vm.name, `${f.hostAddress}:${f.host}`, String(f.guest), f.protocol]),
+    ...automaticSshRow(statuses[i]),
+  ]);
   if (opts.verbose && project.broker) rows.push(["(broker)", `127.0.0.1:${project.broker.port}`, "-", "tcp"]);
 
   if (rows.length === 0) {
@@ -29,7 +32,19 @@ export async function runPorts(opts: PortsOptions, ctx: CommandContext): Promise
         : "No port forwards declared. Add a [[vms.port_forwards]] table (host = 2222, guest = 22) to forward one.",
     );
   } else {
-    for (const line of formatTable(["VM", "HOST", "GUEST", "PROTO"], rows)) io.print(line);
+    // The NOTE column only appears when a row has one, so the common table stays four columns wide.
+    const header = ["VM", "HOST", "GUEST", "PROTO", ...(rows.some((r) => r.length > 4) ? ["NOTE"] : [])];
+    for (const line of formatTable(header, rows)) io.print(line);
+  }
+  if (opts.verbose) {
+    for (const vm of project.vms) {
+      const declared = vm.portForwards.some((f) => f.guest === 22 && f.protocol === "tcp");
+      const running = statuses.find((s) => s.vm === vm)?.record?.ssh;
+      if (vm.ssh !== false && !declared && !running)
+        io.info(
+          `${vm.name}: \`castra up\` forwards a free 127.0.0.1 port to guest port 22 for \`castra ssh\``,
+        );
+    }
   }
 
   const conflicts = findPortConflicts(project);
@@ -43,6 +58,14 @@ export async function runPorts(opts: PortsOptions, ctx: CommandContext): Promise
     io.info("`castra up` refuses to start while host ports conflict: give each forward its own `host` port.");
   }
   return 0;
+}
+
+/** The SSH forward castra chose at `up`, while its VM runs. */
+function automaticSshRow(status: VmStatus | undefined): string[][] {
+  const live = status?.state === "running" || status?.state === "starting";
+  const ssh = live ? status?.record?.ssh : undefined;
+  if (!status || !ssh?.automatic) return [];
+  return [[status.vm.name, `${ssh.host}:${ssh.port}`, "22", "tcp", "automatic (castra ssh)"]];
 }
 
 function projectNotes(project: Project, cwd: string): string[] {

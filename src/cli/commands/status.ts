@@ -23,7 +23,10 @@ export interface VmStatusJson {
   accelerator: string | null;
   base_image: string;
   overlay: string;
-  forwards: { host_address: string; host: number; guest: number; protocol: string }[];
+  /** Declared forwards, plus the automatic SSH forward (`automatic: true`) while the VM runs. */
+  forwards: { host_address: string; host: number; guest: number; protocol: string; automatic?: true }[];
+  /** Where `castra ssh` connects while the VM runs; null when stopped or with `ssh = false`. */
+  ssh: { host: string; port: number; user: string } | null;
   broker: "waiting" | "reachable" | "offline" | null;
   serial_log: string;
   qemu_log: string;
@@ -64,6 +67,7 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined): VmStatusJso
   const { vm, record, state } = status;
   const live = state === "running" || state === "starting" || state === "shutting_down";
   const startedAt = live ? record?.startedAt : undefined;
+  const ssh = live ? record?.ssh : undefined;
   return {
     name: vm.name,
     state,
@@ -74,12 +78,18 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined): VmStatusJso
     accelerator: live ? (record?.accel ?? null) : null,
     base_image: (live ? record?.baseImage : undefined) ?? describeSource(vm),
     overlay: vm.overlay,
-    forwards: vm.portForwards.map((f) => ({
-      host_address: f.hostAddress,
-      host: f.host,
-      guest: f.guest,
-      protocol: f.protocol,
-    })),
+    forwards: [
+      ...vm.portForwards.map((f) => ({
+        host_address: f.hostAddress,
+        host: f.host,
+        guest: f.guest,
+        protocol: f.protocol,
+      })),
+      ...(ssh?.automatic
+        ? [{ host_address: ssh.host, host: ssh.port, guest: 22, protocol: "tcp", automatic: true as const }]
+        : []),
+    ],
+    ssh: ssh ? { host: ssh.host, port: ssh.port, user: ssh.user } : null,
     broker: broker ? vmBrokerState(broker, vm.name, startedAt) : null,
     serial_log: status.paths.serialLog,
     qemu_log: status.paths.qemuLog,
@@ -106,7 +116,9 @@ function printTable(io: IO, vms: VmStatusJson[]): void {
     `${vm.cpus}/${formatBytes(vm.memory_bytes)}`,
     vm.uptime_seconds === null ? "-" : formatDuration(vm.uptime_seconds),
     vm.broker ?? "-",
-    vm.forwards.map((f) => `${f.host_address}:${f.host}→${f.guest}/${f.protocol}`).join(", ") || "-",
+    vm.forwards
+      .map((f) => `${f.host_address}:${f.host}→${f.guest}/${f.protocol}${f.automatic ? " (ssh)" : ""}`)
+      .join(", ") || "-",
   ]);
   const header = ["VM", "STATE", "CPU/MEM", "UPTIME", "BROKER", "FORWARDS"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

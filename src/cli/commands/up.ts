@@ -1,10 +1,15 @@
+import { resolve } from "node:path";
 import { startBroker, stopBroker } from "../../broker/process.js";
 import { type BrokerRecord, brokerStatus } from "../../broker/state.js";
+import { DEFAULT_SUBNET } from "../../config/guest-access.js";
 import { displayPath } from "../../config/load.js";
 import type { Project, VmConfig } from "../../config/model.js";
+import { hostPortClaims } from "../../config/ports.js";
 import { InterruptedError, LaunchError } from "../../errors.js";
 import { chooseAccelerator } from "../../vm/accel.js";
-import { inspectBaseImage, resolveBaseImage } from "../../vm/base-image.js";
+import { type BaseImageLocation, inspectBaseImage, resolveBaseImage } from "../../vm/base-image.js";
+import { type GuestAccess, prepareGuestNetwork, settleGuestAccess } from "../../vm/guest-access.js";
+import { userNetworkAddresses } from "../../vm/guest-network.js";
 import { launchVm } from "../../vm/launch.js";
 import { ensureOverlay } from "../../vm/overlay.js";
 import { ensureStateDirs, vmPaths } from "../../vm/paths.js";
@@ -17,6 +22,7 @@ import { stopVm } from "../../vm/stop.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
+import { renderImageEvents } from "../render-image-events.js";
 
 export interface UpOptions {
   /** Commander's `--no-wait` sets this to false. */
@@ -120,7 +126,7 @@ async function startMissing(project: Project, s: StartContext, started: Started)
   if (toStart.length === 0 && !broker) return waited;
 
   if (s.accelWarning && toStart.length > 0) io.warn(s.accelWarning);
-  const locations = await Promise.all(toStart.map((vm) => resolveBaseImage(vm, project)));
+  const locations = await resolveBaseImages(toStart, project, s);
   const plan = toStart.map((vm, i) => {
     const base = locations[i] as (typeof locations)[number];
     return { vm, base, resources: vmResources(vm, base) };
@@ -133,8 +139,13 @@ async function startMissing(project: Project, s: StartContext, started: Started)
     env: io.env,
   });
   for (const w of checked.warnings) io.warn(`${w} (continuing because of --force)`);
+  const { accesses, warnings } = await settleGuestAccess(project, plan);
+  for (const w of warnings) io.warn(w);
+  const takenPorts = new Set(hostPortClaims(project).flatMap((c) => (c.protocol === "tcp" ? [c.port] : [])));
+  // QEMU runs this same CLI once per guest connection to the metadata address.
+  const responder = { nodePath: process.execPath, cliPath: resolve(process.argv[1] ?? "") };
 
-  for (const { vm, base, resources } of plan) {
+  for (const [i, { vm, base, resources }] of plan.entries()) {
     throwIfAborted(s.ctx.signal);
     const resolved = await inspectBaseImage(checked.tools.qemuImg, base);
     const overlay = await ensureOverlay(checked.tools.qemuImg, vm.overlay, resolved, vm.name);
@@ -143,13 +154,18 @@ async function startMissing(project: Project, s: StartContext, started: Started)
     io.info(
       `Starting ${vm.name} (${s.accel}, ${resources.cpus} CPU, ${formatBytes(resources.memoryBytes)})…`,
     );
+    const paths = vmPaths(project, vm);
+    const access = accesses[i] as GuestAccess;
+    const { network, ssh } = await prepareGuestNetwork({ project, vm, access, paths, responder, takenPorts });
     const record = await launchVm({
       project,
       vm,
       base: resolved,
       tools: checked.tools,
       accel: s.accel,
-      paths: vmPaths(project, vm),
+      paths,
+      network,
+      ssh,
     });
     started.vms.push({ vm, record });
     waited.push({ vm, record });
@@ -165,6 +181,19 @@ async function startMissing(project: Project, s: StartContext, started: Started)
     io.info(`Host broker listening on 127.0.0.1:${broker.port}`);
   }
   return waited;
+}
+
+/** One VM at a time, so each managed image's download and conversion read as one block of output. */
+async function resolveBaseImages(vms: VmConfig[], project: Project, s: StartContext) {
+  const { io, signal } = s.ctx;
+  const onEvent = vms.some((vm) => vm.source.kind === "managed") ? renderImageEvents(io) : undefined;
+  const locations: BaseImageLocation[] = [];
+  for (const vm of vms) {
+    locations.push(
+      await resolveBaseImage(vm, project, { env: io.env, offline: s.opts.offline, signal, onEvent }),
+    );
+  }
+  return locations;
 }
 
 /** Waits for every VM in parallel: a live line per VM on a TTY, plain lines elsewhere. */
@@ -216,12 +245,21 @@ function printEpilogue(io: IO, project: Project, waited: Waited[], waitedForRead
   }
   if (!waitedForReady)
     io.print(`Started without waiting (--no-wait): \`castra status\` shows when the VMs are ready.`);
-  for (const { vm, record } of waited)
+  for (const { vm, record } of waited) {
     io.print(`${vm.name}: serial console log in ${displayPath(record.serialLog, io.cwd)}`);
-  if (project.broker)
+    if (record.ssh) {
+      const command = project.vms.length > 1 ? `castra ssh ${vm.name}` : "castra ssh";
+      io.print(
+        `${vm.name}: \`${command}\` logs in as ${record.ssh.user} (SSH on ${record.ssh.host}:${record.ssh.port})`,
+      );
+    }
+  }
+  if (project.broker) {
+    const gateway = userNetworkAddresses(DEFAULT_SUBNET).gateway;
     io.print(
-      `Host broker: 127.0.0.1:${project.broker.port} (guests reach it at 169.254.0.2:${project.broker.port})`,
+      `Host broker: 127.0.0.1:${project.broker.port} (guests reach it at their gateway, ${gateway}:${project.broker.port})`,
     );
+  }
   io.print("Follow the logs with `castra logs --follow`; stop everything with `castra down`.");
 }
 

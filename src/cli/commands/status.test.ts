@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { fakeRunningVm } from "../../../test/support/running-vm.js";
+import { captureIO } from "../io.js";
+import { runStatus, type VmStatusJson } from "./status.js";
+
+let dir: string;
+let sleeper: ChildProcess | undefined;
+
+before(async () => {
+  dir = await realpath(await mkdtemp(join(tmpdir(), "castra-status-")));
+  await writeFile(
+    join(dir, "castra.toml"),
+    [
+      '[project]\nname = "demo"',
+      '[[vms]]\nname = "devbox"\nbase_image = "base.qcow2"\nmemory = "256 MiB"',
+      "[[vms.port_forwards]]\nhost = 8080\nguest = 80",
+      '[[vms]]\nname = "db"\nbase_image = "base.qcow2"',
+    ].join("\n"),
+  );
+  sleeper = await fakeRunningVm(dir, "devbox", {
+    host: "127.0.0.1",
+    port: 40222,
+    user: "alpine",
+    automatic: true,
+  });
+});
+
+after(async () => {
+  sleeper?.kill("SIGKILL");
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function status(json: boolean) {
+  const io = captureIO({ cwd: dir });
+  const code = await runStatus(
+    { json },
+    { io, global: { skipDiscovery: true }, signal: new AbortController().signal },
+  );
+  return { code, stdout: io.stdout() };
+}
+
+test("the table shows a running VM's automatic SSH forward after its declared ones", async () => {
+  const { code, stdout } = await status(false);
+  assert.equal(code, 0);
+  assert.match(
+    stdout,
+    /^devbox\s+running\s+1\/256 MiB\s+\S+\s+-\s+127\.0\.0\.1:8080→80\/tcp, 127\.0\.0\.1:40222→22\/tcp \(ssh\)$/m,
+  );
+  assert.match(stdout, /^db\s+stopped\s+.*\s+-$/m);
+});
+
+test("JSON gives ssh { host, port, user } for a running VM and null for a stopped one", async () => {
+  const { stdout } = await status(true);
+  const [devbox, db] = JSON.parse(stdout).vms as VmStatusJson[];
+  assert.deepEqual(devbox?.ssh, { host: "127.0.0.1", port: 40222, user: "alpine" });
+  assert.deepEqual(devbox?.forwards, [
+    { host_address: "127.0.0.1", host: 8080, guest: 80, protocol: "tcp" },
+    { host_address: "127.0.0.1", host: 40222, guest: 22, protocol: "tcp", automatic: true },
+  ]);
+  assert.equal(db?.ssh, null);
+  assert.deepEqual(db?.forwards, []);
+});

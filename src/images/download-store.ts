@@ -1,0 +1,219 @@
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import { type Placement, placeFile, syncDirectory, syncFile } from "./file-placement.js";
+import { sha256File } from "./manifest.js";
+
+/**
+ * The per-user download cache (DESIGN.md, "Project state"): verified downloads named by their sha256,
+ * `downloads/sha256/<hash>` (read-only) beside `<hash>.json` (where it came from, when it was last used).
+ * It only ever speeds things up, so every caller treats its errors as warnings.
+ */
+
+/** The value of CASTRA_CACHE_DIR that turns the download cache off. */
+export const STORE_OFF = "off";
+
+/** `$CASTRA_CACHE_DIR`, else `$XDG_CACHE_HOME/castra`, else the platform's per-user cache; undefined when off. */
+export function downloadStoreRoot(
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+): string | undefined {
+  const explicit = env.CASTRA_CACHE_DIR?.trim();
+  if (explicit?.toLowerCase() === STORE_OFF) return undefined;
+  if (explicit) return resolve(explicit);
+  // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, "castra");
+  const home = env.HOME || homedir();
+  return platform === "darwin" ? join(home, "Library", "Caches", "castra") : join(home, ".cache", "castra");
+}
+
+export interface BlobRecord {
+  format: 1;
+  sha256: string;
+  size: number;
+  /** The catalog URL the bytes were published for. */
+  url: string;
+  fetched_at: string;
+  last_used_at: string;
+}
+
+/** One `downloads/sha256/<hash>` file as found on disk. */
+export interface StoredBlob {
+  sha256: string;
+  path: string;
+  size: number;
+  /** Hard links to the blob: above 1, project files share its blocks and removing it frees nothing. */
+  links: number;
+  modified: Date;
+  record?: BlobRecord;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const recordSchema = z.object({
+  format: z.literal(1),
+  sha256: z.string().regex(SHA256),
+  size: z.number().int().nonnegative(),
+  url: z.string(),
+  fetched_at: z.string(),
+  last_used_at: z.string(),
+});
+
+export class DownloadStore {
+  readonly blobsDir: string;
+
+  constructor(readonly root: string) {
+    this.blobsDir = join(root, "downloads", "sha256");
+  }
+
+  /** The store CASTRA_CACHE_DIR and friends point at, or undefined when it is off. */
+  static fromEnv(env: NodeJS.ProcessEnv): DownloadStore | undefined {
+    const root = downloadStoreRoot(env);
+    return root === undefined ? undefined : new DownloadStore(root);
+  }
+
+  blobPath(sha256: string): string {
+    return join(this.blobsDir, sha256);
+  }
+
+  recordPath(sha256: string): string {
+    return `${this.blobPath(sha256)}.json`;
+  }
+
+  /** Held around "look in the store, download, publish", so two projects download a blob once. */
+  lockPath(sha256: string): string {
+    return `${this.blobPath(sha256)}.lock`;
+  }
+
+  /** Creates the store's directories, private to the user (0700). */
+  async create(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** The blob named `sha256`, when it is a regular file; its size and content are the caller's to check. */
+  async find(sha256: string): Promise<StoredBlob | undefined> {
+    const path = this.blobPath(sha256);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isFile()) return undefined;
+    const record = await this.readRecord(sha256);
+    return { sha256, path, size: st.size, links: st.nlink, modified: st.mtime, record };
+  }
+
+  /** Every blob in the store, sorted by name; an absent store holds none. */
+  async list(): Promise<StoredBlob[]> {
+    const names = await this.names();
+    const blobs = await Promise.all(names.filter((n) => SHA256.test(n)).map((n) => this.find(n)));
+    return blobs.filter((b): b is StoredBlob => b !== undefined);
+  }
+
+  /** Temporary files a crash left mid-publish, and records whose blob is gone. */
+  async leftovers(): Promise<{ path: string; size: number }[]> {
+    const names = await this.names();
+    const blobs = new Set(names.filter((n) => SHA256.test(n)));
+    const stray = names.filter(
+      (n) => n.endsWith(".tmp") || (n.endsWith(".json") && !blobs.has(n.slice(0, -".json".length))),
+    );
+    const sized = await Promise.all(
+      stray.map(async (name) => {
+        const path = join(this.blobsDir, name);
+        const st = await lstat(path).catch(() => undefined);
+        return { path, size: st?.isFile() ? st.size : 0 };
+      }),
+    );
+    return sized;
+  }
+
+  /**
+   * Makes `dest` (in a project) hold the blob: reflink, else hard link, else copy. A reflink or copy is left
+   * writable for the transforms; a hard link is the blob itself, which `unshareFile` protects from them.
+   */
+  async placeInto(blob: StoredBlob, dest: string): Promise<Placement> {
+    await rm(dest, { force: true });
+    const placement = await placeFile(blob.path, dest, { hardLink: true });
+    if (placement !== "hardlink") await import("node:fs/promises").then((fs) => fs.chmod(dest, 0o644));
+    return placement;
+  }
+
+  /**
+   * Adds a verified download to the store atomically: placed on a temporary name, made read-only, flushed,
+   * then renamed, so the final name never holds a partial or unverified file. A copy (another filesystem)
+   * is hashed again before the rename; a link or reflink shares the verified bytes.
+   */
+  async publish(source: string, sha256: string, size: number, url: string): Promise<Placement> {
+    await this.create();
+    const final = this.blobPath(sha256);
+    const temp = `${final}.tmp`;
+    await rm(temp, { force: true });
+    let placement: Placement;
+    try {
+      placement = await placeFile(source, temp, { hardLink: true });
+      const { chmod } = await import("node:fs/promises");
+      await chmod(temp, 0o444);
+      if (placement === "copy" && (await sha256File(temp)) !== sha256) {
+        throw new Error("the copy in the download cache does not match the verified download");
+      }
+      await syncFile(temp);
+      await rename(temp, final);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => {});
+      throw err;
+    }
+    await syncDirectory(this.blobsDir);
+    const now = new Date().toISOString();
+    await this.writeRecord({ format: 1, sha256, size, url, fetched_at: now, last_used_at: now });
+    return placement;
+  }
+
+  /** Records a use, for `castra images prune --cache --older-than`. */
+  async markUsed(blob: StoredBlob, url: string): Promise<void> {
+    const now = new Date().toISOString();
+    const base = blob.record ?? {
+      format: 1 as const,
+      sha256: blob.sha256,
+      size: blob.size,
+      url,
+      fetched_at: blob.modified.toISOString(),
+    };
+    await this.writeRecord({ ...base, last_used_at: now });
+  }
+
+  /** Removes a blob and its record; returns the bytes this frees (none while project files still link to it). */
+  async remove(sha256: string): Promise<number> {
+    const st = await lstat(this.blobPath(sha256)).catch(() => undefined);
+    await rm(this.blobPath(sha256), { force: true });
+    await rm(this.recordPath(sha256), { force: true });
+    return st?.isFile() && st.nlink <= 1 ? st.size : 0;
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return (await readdir(this.blobsDir)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+  }
+
+  private async readRecord(sha256: string): Promise<BlobRecord | undefined> {
+    try {
+      const parsed = recordSchema.safeParse(JSON.parse(await readFile(this.recordPath(sha256), "utf8")));
+      return parsed.success && parsed.data.sha256 === sha256 ? parsed.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Written to a temporary name and renamed, so a reader never sees half a record. */
+  private async writeRecord(record: BlobRecord): Promise<void> {
+    const path = this.recordPath(record.sha256);
+    const temp = `${path}.tmp`;
+    const handle = await open(temp, "w", 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  }
+}

@@ -1,0 +1,72 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { downloadScenarios } from "./downloads.js";
+import { testGuest } from "./fixtures.js";
+import { fuzzScenarios } from "./fuzz.js";
+import { type Row, runScenario, type Scenario } from "./harness.js";
+import { securityScenarios } from "./security.js";
+import { stateScenarios } from "./state.js";
+import { vmScenarios } from "./vm.js";
+
+/**
+ * `npm run test:faults`: every fault and security case of issue 7 against the freshly built CLI, real QEMU
+ * (TCG) and a fault-injecting HTTP server on 127.0.0.1. Prints `case | expected | observed | PASS/FAIL`, then
+ * `N passed, M failed`; exits 1 when anything failed. `npm run test:faults -- <regex>` runs matching scenarios.
+ */
+
+// Ubuntu's default umask for users: files castra creates must still be writable by their owner only.
+process.umask(0o002);
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+const all: Scenario[] = [
+  ...downloadScenarios,
+  ...vmScenarios,
+  ...stateScenarios,
+  ...securityScenarios,
+  ...fuzzScenarios,
+];
+
+async function main(): Promise<number> {
+  const filter = process.argv[2] ? new RegExp(process.argv[2], "i") : undefined;
+  const chosen = filter ? all.filter((s) => filter.test(s.name)) : all;
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  await testGuest();
+  const started = Date.now();
+  const rows: Row[] = [];
+  for (const scenario of chosen) {
+    const t0 = Date.now();
+    const got = await runScenario(scenario);
+    rows.push(...got);
+    const failed = got.filter((r) => !r.pass).length;
+    process.stderr.write(
+      `# ${scenario.name}: ${got.length - failed}/${got.length} passed in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
+  }
+  printTable(rows);
+  const failed = rows.filter((r) => !r.pass).length;
+  console.log(`\n(${chosen.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(`${rows.length - failed} passed, ${failed} failed`);
+  return failed === 0 && rows.length > 0 ? 0 : 1;
+}
+
+function printTable(rows: Row[]): void {
+  const cells = rows.map((r) => [r.name, r.expected, r.observed, r.pass ? "PASS" : "FAIL"]);
+  const header = ["case", "expected", "observed", "PASS/FAIL"];
+  const widths = header.map((h, i) => Math.min(70, Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length))));
+  const line = (c: string[]) => `| ${c.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const c of cells) console.log(line(c));
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(err);
+    console.log("0 passed, 1 failed");
+    process.exitCode = 1;
+  },
+);

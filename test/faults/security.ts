@@ -1,0 +1,3 @@
+import type { Scenario } from "./harness.js";
+
+export const securityScenarios: Scenario[] = [];
