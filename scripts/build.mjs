@@ -16,12 +16,15 @@ function gitSha() {
 }
 
 const sha = gitSha();
+// `--outdir DIR` builds a private copy (the benchmark's), leaving the shared dist/ alone.
+const outdirFlag = process.argv.indexOf("--outdir");
+const outdir = outdirFlag >= 0 ? process.argv[outdirFlag + 1] : "dist";
 const version = sha ? `${pkg.version} (${sha})` : pkg.version;
 
-rmSync("dist", { recursive: true, force: true });
+rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: { castra: "src/cli/main.ts" },
-  outdir: "dist",
+  outdir,
   bundle: true,
   splitting: true,
   format: "esm",
@@ -35,4 +38,4 @@ await build({
   },
   logLevel: "warning",
 });
-chmodSync("dist/castra.js", 0o755);
+chmodSync(`${outdir}/castra.js`, 0o755);

@@ -176,21 +176,24 @@ export function buildProgram(host: ProgramHost): Command {
     async () => (await import("./commands/images.js")).runImagesList,
     false,
     images,
-  );
+  ).option("--cache", "show the per-user download cache instead: blobs, sizes, last use, URL");
   define(
     "verify",
     "re-hash every cached file against its manifest (exit 65 on a mismatch)",
     async () => (await import("./commands/images.js")).runImagesVerify,
     false,
     images,
-  );
+  ).option("--cache", "re-hash the per-user download cache instead (exit 65 naming each damaged blob)");
   define(
     "prune",
     "remove cached images that no VM of this project uses",
     async () => (await import("./commands/images.js")).runImagesPrune,
     false,
     images,
-  ).option("-y, --yes", "remove without asking");
+  )
+    .option("-y, --yes", "remove without asking")
+    .option("--cache", "prune the per-user download cache instead: blobs no catalog entry uses")
+    .option("--older-than <days>", "with --cache, also blobs unused for more than DAYS days", parseCount);
 
   // Started detached by `castra up` when castra.toml has a [broker] table; not for people.
   define(

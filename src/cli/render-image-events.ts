@@ -79,6 +79,22 @@ export function renderImageEvents(io: IO): (event: ImageEvent) => void {
         return;
       case "progress":
         return bar?.update(e.received, e.total);
+      case "store-hit":
+        return io.info(`Found in the download cache: ${describeKind(e.artifact)} (${formatBytes(e.bytes)})`);
+      case "store-wait":
+        return io.info(
+          `Waiting for another castra (pid ${e.pid}) that is downloading the same ${describeKind(e.artifact)}`,
+        );
+      case "store-damaged":
+        return io.warn(
+          `the download cache's copy of the ${describeKind(e.artifact)} is damaged (${e.problem}): downloading it again`,
+        );
+      case "store-unusable":
+        return io.warn(
+          `the download cache ${e.store} is not usable (${e.reason}): downloads go to the project only`,
+        );
+      case "store-add":
+        return; // the image-manager log records it; the user sees the cache at work in the next project
       case "download-retry":
         stopBar();
         return io.info(`Retrying in ${formatSeconds(e.delayMs / 1000)} (${e.reason})`);

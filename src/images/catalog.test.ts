@@ -75,6 +75,8 @@ test("the built-in alpine-minimal@v1 is Alpine 3.22.2's tiny BIOS VHD, stripped 
     memory: 512 * 1024 * 1024,
     disk_interface: "virtio",
     ready_pattern: "login:",
+    metadata: "ec2",
+    login_user: "alpine",
   });
 });
 

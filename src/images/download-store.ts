@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
@@ -131,7 +131,7 @@ export class DownloadStore {
   async placeInto(blob: StoredBlob, dest: string): Promise<Placement> {
     await rm(dest, { force: true });
     const placement = await placeFile(blob.path, dest, { hardLink: true });
-    if (placement !== "hardlink") await import("node:fs/promises").then((fs) => fs.chmod(dest, 0o644));
+    if (placement !== "hardlink") await chmod(dest, 0o644);
     return placement;
   }
 
@@ -148,7 +148,6 @@ export class DownloadStore {
     let placement: Placement;
     try {
       placement = await placeFile(source, temp, { hardLink: true });
-      const { chmod } = await import("node:fs/promises");
       await chmod(temp, 0o444);
       if (placement === "copy" && (await sha256File(temp)) !== sha256) {
         throw new Error("the copy in the download cache does not match the verified download");
@@ -178,12 +177,20 @@ export class DownloadStore {
     await this.writeRecord({ ...base, last_used_at: now });
   }
 
-  /** Removes a blob and its record; returns the bytes this frees (none while project files still link to it). */
-  async remove(sha256: string): Promise<number> {
+  /**
+   * Removes a blob and its record; returns the bytes this frees and whether project files still hard-link
+   * the blob (its bytes then stay on disk until they go too).
+   */
+  async remove(sha256: string): Promise<{ freed: number; shared: boolean }> {
     const st = await lstat(this.blobPath(sha256)).catch(() => undefined);
-    await rm(this.blobPath(sha256), { force: true });
-    await rm(this.recordPath(sha256), { force: true });
-    return st?.isFile() && st.nlink <= 1 ? st.size : 0;
+    const blob = await unlinkCounting(this.blobPath(sha256));
+    const record = await unlinkCounting(this.recordPath(sha256));
+    return { freed: blob + record, shared: st !== undefined && st.nlink > 1 };
+  }
+
+  /** Removes one of `leftovers()`; returns the bytes this frees. */
+  removeLeftover(path: string): Promise<number> {
+    return unlinkCounting(path);
   }
 
   private async names(): Promise<string[]> {
@@ -216,4 +223,11 @@ export class DownloadStore {
     }
     await rename(temp, path);
   }
+}
+
+/** Unlinks a file; the bytes freed are its size unless another name still holds the inode. */
+async function unlinkCounting(path: string): Promise<number> {
+  const st = await lstat(path).catch(() => undefined);
+  await rm(path, { force: true });
+  return st?.isFile() && st.nlink <= 1 ? st.size : 0;
 }

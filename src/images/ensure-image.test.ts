@@ -55,7 +55,8 @@ async function pull(options: Partial<EnsureImageOptions> = {}, env: NodeJS.Proce
   const events: ImageEvent[] = [];
   const image = await ensureImage(SPEC, {
     stateDir,
-    env: { PATH: process.env.PATH, CASTRA_CATALOG: catalogFile, ...env },
+    // The per-user download cache would answer later pulls; download-store tests cover it.
+    env: { PATH: process.env.PATH, CASTRA_CATALOG: catalogFile, CASTRA_CACHE_DIR: "off", ...env },
     onEvent: (e) => events.push(e),
     ...options,
   });
@@ -129,7 +130,7 @@ test("a cache copied in by hand (new mtimes) is re-hashed once, kept, and its st
   const events: ImageEvent[] = [];
   const copy = await ensureImage(SPEC, {
     stateDir: copyState,
-    env: { CASTRA_CATALOG: catalogFile, PATH: process.env.PATH },
+    env: { CASTRA_CATALOG: catalogFile, PATH: process.env.PATH, CASTRA_CACHE_DIR: "off" },
     onEvent: (e) => events.push(e),
   });
   assert.equal(copy.cacheHit, true);

@@ -1,5 +1,5 @@
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { ensureDir } from "../ensure-dir.js";
 import { CastraError, fsError, InterruptedError, UsageError } from "../errors.js";
 import { acquireLock } from "../lock.js";
 import {
@@ -11,11 +11,13 @@ import {
   loadCatalog,
   type QemuProfile,
 } from "./catalog.js";
+import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";
 import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
 import { materialise } from "./materialise.js";
 import { oneAtATime } from "./one-at-a-time.js";
+import { StoreSession } from "./store-session.js";
 
 export interface ImageSpec {
   name: string;
@@ -32,7 +34,10 @@ export interface EnsureImageOptions {
   onEvent?: (event: ImageEvent) => void;
   /** Default: CASTRA_STALL_TIMEOUT seconds, else 30 s. */
   stallTimeoutMs?: number;
-  /** How long to wait for another castra holding this image. Default: CASTRA_LOCK_TIMEOUT seconds, else 15 min. */
+  /**
+   * How long to wait for another castra holding this image (or downloading the same bytes into the download
+   * cache). Default: CASTRA_LOCK_TIMEOUT seconds, else 15 min.
+   */
   lockTimeoutMs?: number;
 }
 
@@ -59,8 +64,8 @@ export function imageLockPath(dir: string): string {
 
 /**
  * Materialises a managed image under `.castra/images/<id>/<version>/` (DESIGN.md, "Managed images"):
- * a cache hit costs a manifest read and a stat per file; otherwise download, verify, transform, then the
- * manifest, written last. Emits events instead of printing; records them in the image-manager log.
+ * a cache hit costs a manifest read and a stat per file; otherwise fetch (from the per-user download cache
+ * when it holds the bytes, else the network), verify, transform, then the manifest, written last. Emits events instead of printing; records them in the image-manager log.
  */
 export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions): Promise<MaterialisedImage> {
   const catalog = await loadCatalog(options.env);
@@ -73,18 +78,20 @@ export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions):
     options.onEvent?.(event);
   };
   try {
-    await mkdir(dir, { recursive: true }).catch((err) => {
+    await ensureDir(dir).catch((err) => {
       throw fsError(err, "create the image directory", dir);
     });
+    const lockTimeoutMs =
+      options.lockTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_LOCK_TIMEOUT") ?? 15 * 60_000;
     return await oneAtATime(dir, async () => {
       const lock = await acquireLock(imageLockPath(dir), {
         purpose: `image ${image}`,
-        timeoutMs: options.lockTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_LOCK_TIMEOUT") ?? 15 * 60_000,
+        timeoutMs: lockTimeoutMs,
         onWait: (holder) => emit({ type: "lock-wait", image, pid: holder.pid }),
         signal: options.signal,
       });
       try {
-        return await ensureLocked(entry, dir, options, emit);
+        return await ensureLocked(entry, dir, { ...options, lockTimeoutMs }, emit);
       } finally {
         await lock.release();
       }
@@ -102,7 +109,7 @@ export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions):
 async function ensureLocked(
   entry: CatalogEntry,
   dir: string,
-  options: EnsureImageOptions,
+  options: EnsureImageOptions & { lockTimeoutMs: number },
   emit: (event: ImageEvent) => void,
 ): Promise<MaterialisedImage> {
   const image = imageName(entry);
@@ -114,7 +121,11 @@ async function ensureLocked(
     emit({ type: "cache-hit", image, dir });
   } else {
     if (state.reason) emit({ type: "rebuild", image, reason: state.reason });
+    const store = DownloadStore.fromEnv(options.env);
     const made = await materialise(entry, dir, state, {
+      store:
+        store &&
+        new StoreSession(store, { emit, signal: options.signal, lockTimeoutMs: options.lockTimeoutMs }),
       env: options.env,
       offline: options.offline ?? false,
       signal: options.signal,

@@ -1,5 +1,6 @@
 import type { ArtifactKind } from "./catalog.js";
 import type { DownloadEvent } from "./download.js";
+import type { Placement } from "./file-placement.js";
 
 /** Which image and artifact an event is about. */
 interface About {
@@ -16,6 +17,12 @@ export type ImageEvent =
   | (About & { type: "cache-hit"; dir: string })
   | (About & { type: "rebuild"; reason: string })
   | (AboutArtifact & DownloadEvent)
+  // The per-user download cache: found there, waited for, added to, found damaged, or unusable (a warning).
+  | (AboutArtifact & { type: "store-hit"; path: string; bytes: number; placement: Placement })
+  | (AboutArtifact & { type: "store-wait"; pid: number })
+  | (AboutArtifact & { type: "store-add"; path: string; placement: Placement })
+  | (AboutArtifact & { type: "store-damaged"; path: string; problem: string })
+  | (About & { type: "store-unusable"; store: string; reason: string })
   | (AboutArtifact & { type: "verified"; sha256: string; bytes: number })
   | (AboutArtifact & { type: "transform"; name: string; from: string; to: string })
   | (About & { type: "ready"; dir: string; files: Partial<Record<ArtifactKind, string>> });

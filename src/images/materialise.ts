@@ -1,17 +1,9 @@
-import { chmod, readdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { formatBytes } from "../config/memory.js";
-import { fsError, UnavailableError } from "../errors.js";
-import {
-  type Artifact,
-  type ArtifactKind,
-  type CatalogEntry,
-  describeKind,
-  downloadUrl,
-  imageName,
-} from "./catalog.js";
-import { download } from "./download.js";
+import { fsError } from "../errors.js";
+import { type Artifact, type ArtifactKind, type CatalogEntry, imageName } from "./catalog.js";
 import type { ImageEvent } from "./events.js";
+import { type Fetched, fetchArtifact, requireLocalSources } from "./fetch-artifact.js";
 import {
   MANIFEST_FILE,
   type ManifestArtifact,
@@ -19,6 +11,7 @@ import {
   sha256File,
   stampOf,
 } from "./manifest.js";
+import type { StoreSession } from "./store-session.js";
 import { applyTransforms, needsQemuImg, requireQemuImg } from "./transforms.js";
 
 export interface MaterialiseOptions {
@@ -27,18 +20,8 @@ export interface MaterialiseOptions {
   signal?: AbortSignal;
   stallTimeoutMs: number;
   emit: (event: ImageEvent) => void;
-}
-
-/** A verified download waiting for its transforms. */
-interface Fetched {
-  artifact: Artifact;
-  url: string;
-  partial: string;
-}
-
-/** The download of an artifact in progress: `<final_name>.partial`. */
-export function partialPath(dir: string, artifact: Artifact): string {
-  return join(dir, `${artifact.final_name}.partial`);
+  /** The per-user download cache, looked in before the network; absent when CASTRA_CACHE_DIR=off. */
+  store?: StoreSession;
 }
 
 /**
@@ -55,27 +38,12 @@ export async function materialise(
   const image = imageName(entry);
   const stale = entry.artifacts.filter((a) => !state.intact.has(a.kind));
   await clearLeftovers(dir, entry, stale, state);
-  if (options.offline) await requireLocalSources(dir, entry, stale, options.env);
+  if (options.offline) await requireLocalSources(dir, entry, stale, options.env, options.store?.store);
   // Checked before any byte is downloaded: a missing tool must not cost the user a 122 MiB download first.
   const qemuImg = needsQemuImg(stale) ? await requireQemuImg(options.env, image) : undefined;
 
   const fetched: Fetched[] = [];
-  for (const artifact of stale) {
-    const url = downloadUrl(artifact, options.env);
-    const partial = partialPath(dir, artifact);
-    const about = { image, artifact: artifact.kind };
-    await download({
-      url,
-      dest: partial,
-      size: artifact.size,
-      sha256: artifact.sha256,
-      signal: options.signal,
-      stallTimeoutMs: options.stallTimeoutMs,
-      onEvent: (e) => options.emit({ ...about, ...e }),
-    });
-    options.emit({ type: "verified", ...about, sha256: artifact.sha256, bytes: artifact.size });
-    fetched.push({ artifact, url, partial });
-  }
+  for (const artifact of stale) fetched.push(await fetchArtifact(entry, artifact, dir, options));
 
   const outputs: { fetched: Fetched; path: string; sha256: string }[] = [];
   try {
@@ -139,34 +107,4 @@ async function clearLeftovers(dir: string, entry: CatalogEntry, stale: Artifact[
   const temporaries = names.filter((n) => n.endsWith(".tmp.partial") || n === `${MANIFEST_FILE}.partial`);
   const doomed = [...stale.map((a) => a.final_name), ...orphans, ...temporaries];
   await Promise.all(doomed.map((n) => rm(join(dir, n), { force: true })));
-}
-
-/** Offline, every missing artifact must be a complete download on disk or a file: URL. */
-async function requireLocalSources(
-  dir: string,
-  entry: CatalogEntry,
-  stale: Artifact[],
-  env: NodeJS.ProcessEnv,
-) {
-  const missing: string[] = [];
-  for (const artifact of stale) {
-    const url = downloadUrl(artifact, env);
-    if (new URL(url).protocol === "file:") continue;
-    const have = await stat(partialPath(dir, artifact)).then(
-      (s) => s.size,
-      () => 0,
-    );
-    if (have === artifact.size) continue;
-    missing.push(
-      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${url})`,
-    );
-  }
-  if (missing.length === 0) return;
-  const image = imageName(entry);
-  throw new UnavailableError(`${image} is not cached, and offline mode forbids downloading it`, {
-    detail: `missing in ${dir}:\n${missing.map((m) => `  ${m}`).join("\n")}`,
-    hint:
-      `run \`castra images pull ${image}\` where the network is reachable, copy .castra/images/${entry.id}/${entry.version}/ ` +
-      "from a machine that has it, or point CASTRA_MIRROR at a file:// mirror",
-  });
 }

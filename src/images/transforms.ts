@@ -4,6 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { DataError, fsError, InterruptedError, IoError, ToolMissingError } from "../errors.js";
 import { findOnPath, QEMU_IMG } from "../vm/host-tools.js";
 import type { Artifact, DiskFormat, Transform } from "./catalog.js";
+import { unshareFile } from "./file-placement.js";
 
 const FOOTER_BYTES = 512;
 const VHD_COOKIE = "conectix";
@@ -79,8 +80,15 @@ export async function applyTransforms(
   }
 }
 
-/** Drops a fixed VHD's 512-byte footer after checking its `conectix` cookie; what remains is the raw disk. */
+/**
+ * Drops a fixed VHD's 512-byte footer after checking its `conectix` cookie; what remains is the raw disk.
+ * The truncation is in place, so a file that shares its inode with another name is first given its own.
+ */
 export async function stripVhdFooter(path: string): Promise<void> {
+  // A hard link to a download-cache blob shares its bytes: truncate a copy of its own, never the blob.
+  await unshareFile(path).catch((err) => {
+    throw fsError(err, "copy the download before stripping its footer", path);
+  });
   let size: number;
   const footer = Buffer.alloc(FOOTER_BYTES);
   try {

@@ -68,7 +68,8 @@ async function statBase(base: string) {
 async function hashBase(base: string): Promise<string> {
   const hash = createHash("sha256");
   try {
-    for await (const chunk of createReadStream(base, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(base, { highWaterMark: 1 << 20 }))
+      hash.update(chunk as Buffer);
   } catch (err) {
     throw fsError(err, "read the base image", base);
   }

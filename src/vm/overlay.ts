@@ -1,5 +1,5 @@
-import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { ensureDir } from "../ensure-dir.js";
 import { CannotCreateError, DataError, fsError } from "../errors.js";
 import { checkBaseIdentity, recordBaseIdentity } from "./base-identity.js";
 import { type ResolvedBaseImage, readImageInfo } from "./base-image.js";
@@ -34,7 +34,7 @@ export async function ensureOverlay(
     });
   }
   try {
-    await mkdir(dirname(overlay), { recursive: true, mode: 0o700 });
+    await ensureDir(dirname(overlay), 0o700);
   } catch (err) {
     throw fsError(err, "create the overlay directory", dirname(overlay));
   }

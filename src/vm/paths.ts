@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { lstat, mkdir } from "node:fs/promises";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
+import { ensureDir } from "../ensure-dir.js";
 import { CannotCreateError, fsError } from "../errors.js";
 
 /** Where each runtime and log file of one VM lives (DESIGN.md "Project state"). */
@@ -92,7 +93,7 @@ export async function ensureStateDirs(
 
 async function makePrivateDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await ensureDir(dir, 0o700);
   } catch (err) {
     throw fsError(err, "create the project state directory", dir);
   }

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { copyFile, mkdtemp, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip } from "../support/guest.js";
+import { freePort, pidsRunning } from "../support/processes.js";
 
 // One project booted a few times: the checks share each boot to keep the run short.
 const skip = qemuSkip();
@@ -47,29 +48,8 @@ function castra(args: string[], timeoutMs = BOOT_MS): Promise<CliResult> {
   return runCastra(args, { cwd: dir, env: { CASTRA_ACCEL: "tcg", CASTRA_DEBUG: "" }, timeoutMs });
 }
 
-/** Pids whose NUL-separated command line contains `needle` (found by scanning /proc). */
-async function pidsRunning(needle: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes(needle)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
 const qemuPids = () => pidsRunning(`guest=castra:${projectName}:devbox`);
 const brokerPids = () => pidsRunning(`broker\0--project-dir\0${dir}\0`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Local addresses (hex, as in /proc/net/tcp) of the sockets listening on `port`. */
 async function listeningAddresses(port: number): Promise<string[]> {

@@ -12,7 +12,7 @@ import { buildTestGuest, type TestGuest } from "../support/guest.js";
  * does, the cases that need a managed image materialise it with `castra images pull` and boot the BIOS disk
  * as a bring-your-own image. Flip this once `up` downloads, and those cases use `up` alone.
  */
-export const UP_DOWNLOADS_MANAGED_IMAGES = false;
+export const UP_DOWNLOADS_MANAGED_IMAGES = true;
 
 export const IMAGE = "alpine-minimal@v1";
 /** The managed image's directory inside a project. */

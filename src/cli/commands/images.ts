@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { createInterface } from "node:readline/promises";
 import { formatBytes } from "../../config/memory.js";
 import type { Project } from "../../config/model.js";
 import { DataError, UsageError } from "../../errors.js";
@@ -16,6 +15,8 @@ import { MANIFEST_FILE } from "../../images/manifest.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
 import { renderImageEvents } from "../render-image-events.js";
+import { runCacheList, runCachePrune, runCacheVerify } from "./images-cache.js";
+import { confirmDeletion, formatDate, plural } from "./images-shared.js";
 import { formatTable } from "./ports.js";
 
 /** The managed images the project's VMs use, each once. */
@@ -65,15 +66,6 @@ export async function runImagesPull(opts: PullOptions, ctx: CommandContext): Pro
   return 0;
 }
 
-function formatDate(date: Date): string {
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
 /** The project and what its image cache holds; an empty cache is said once, for every subcommand. */
 async function projectCache(ctx: CommandContext): Promise<{ project: Project; images: CachedImage[] }> {
   const project = await resolveProject(ctx);
@@ -84,8 +76,14 @@ async function projectCache(ctx: CommandContext): Promise<{ project: Project; im
   return { project, images };
 }
 
+/** Selects the per-user download cache instead of the project's images. */
+export interface CacheOption {
+  cache?: boolean;
+}
+
 /** `castra images list`: what the project's image cache holds, with sizes and dates. */
-export async function runImagesList(_opts: unknown, ctx: CommandContext): Promise<number> {
+export async function runImagesList(opts: CacheOption, ctx: CommandContext): Promise<number> {
+  if (opts.cache) return runCacheList(ctx);
   const { io } = ctx;
   const { project, images } = await projectCache(ctx);
   if (images.length === 0) return 0;
@@ -114,7 +112,8 @@ export async function runImagesList(_opts: unknown, ctx: CommandContext): Promis
 }
 
 /** `castra images verify`: re-hashes every final file against its manifest; 65 naming each file that differs. */
-export async function runImagesVerify(_opts: unknown, ctx: CommandContext): Promise<number> {
+export async function runImagesVerify(opts: CacheOption, ctx: CommandContext): Promise<number> {
+  if (opts.cache) return runCacheVerify(ctx);
   const { io } = ctx;
   const { images } = await projectCache(ctx);
   const bad: { path: string; problem: string }[] = [];
@@ -150,12 +149,20 @@ export async function runImagesVerify(_opts: unknown, ctx: CommandContext): Prom
   });
 }
 
-export interface PruneOptions {
+export interface PruneOptions extends CacheOption {
   yes?: boolean;
+  /** Days: with --cache, blobs unused for longer are removed too. */
+  olderThan?: number;
 }
 
 /** `castra images prune`: removes cached versions no VM of the project uses, after a confirmation. */
 export async function runImagesPrune(opts: PruneOptions, ctx: CommandContext): Promise<number> {
+  if (opts.cache) return runCachePrune(opts, ctx);
+  if (opts.olderThan !== undefined) {
+    throw new UsageError("--older-than applies to the download cache only", {
+      hint: `run \`castra images prune --cache --older-than ${opts.olderThan}\``,
+    });
+  }
   const { io } = ctx;
   const { project, images } = await projectCache(ctx);
   const unused = images.filter((image) => usersOf(project, image).length === 0);
@@ -165,16 +172,11 @@ export async function runImagesPrune(opts: PruneOptions, ctx: CommandContext): P
   }
   const total = unused.reduce((sum, image) => sum + image.totalBytes, 0);
   for (const image of unused) io.info(`unused: ${image.name} (${formatBytes(image.totalBytes)})`);
-  if (!opts.yes) {
-    if (!io.err.isTTY || !process.stdin.isTTY) {
-      throw new UsageError("castra images prune asks before deleting, and there is no terminal to ask on", {
-        hint: "run `castra images prune --yes` to remove the images listed above",
-      });
-    }
-    if (!(await confirm(`Remove ${plural(unused.length, "image")} and free ${formatBytes(total)}? [y/N] `))) {
-      io.info("Nothing removed.");
-      return 0;
-    }
+  const question = `Remove ${plural(unused.length, "image")} and free ${formatBytes(total)}? [y/N] `;
+  const command = "castra images prune";
+  if (!(await confirmDeletion(io, { yes: opts.yes, question, command, what: "images" }))) {
+    io.info("Nothing removed.");
+    return 0;
   }
   let freed = 0;
   for (const image of unused) {
@@ -188,16 +190,4 @@ export async function runImagesPrune(opts: PruneOptions, ctx: CommandContext): P
   }
   io.success(`Removed ${plural(unused.length, "image")}, freed ${formatBytes(freed)}`);
   return 0;
-}
-
-/** Asks on the terminal; Ctrl-C or anything but y/yes means no. */
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  rl.on("SIGINT", () => rl.close());
-  try {
-    const answer = await rl.question(question).catch(() => "");
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { link, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { CONFIG_FILE_NAME } from "../../config/discover.js";
 import { starterConfig } from "../../config/starter.js";
+import { ensureDir } from "../../ensure-dir.js";
 import { CannotCreateError, fsError, UsageError } from "../../errors.js";
 import type { CommandContext } from "../context.js";
 
@@ -86,7 +87,7 @@ async function linkFallback(err: NodeJS.ErrnoException, target: string, text: st
 
 async function makeDir(path: string, mode: number): Promise<void> {
   try {
-    await mkdir(path, { recursive: true, mode });
+    await ensureDir(path, mode);
   } catch (err) {
     throw fsError(err, "create the directory", path);
   }
