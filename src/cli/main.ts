@@ -65,18 +65,23 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Commander throws instead of exiting, and main prints its usage errors in castra's format. */
-function quietUsageErrors(cmd: Command): void {
-  cmd.exitOverride();
+function quietUsageErrors(cmd: Command, path = "castra"): void {
+  cmd.exitOverride((err) => {
+    throw Object.assign(err, { commandPath: path });
+  });
   cmd.configureOutput({ outputError: () => {} });
-  for (const sub of cmd.commands) quietUsageErrors(sub);
+  for (const sub of cmd.commands) quietUsageErrors(sub, `${path} ${sub.name()}`);
 }
 
-function usageError(err: CommanderError): UsageError {
+function usageError(err: CommanderError & { commandPath?: string }): UsageError {
   // Commander's message reads "error: unknown command 'upp'\n(Did you mean up?)".
   const [first = err.message, ...rest] = err.message.replace(/^error: /, "").split("\n");
   const suggestion = rest.join(" ").match(/Did you mean (.+)\?/)?.[1];
-  const hint = suggestion ? `did you mean ${suggestion}? See \`castra --help\`` : "see `castra --help`";
-  return new UsageError(first, { hint });
+  const path = err.commandPath ?? "castra";
+  const help = `see \`${path} --help\``;
+  if (!suggestion) return new UsageError(first, { hint: help });
+  const candidate = suggestion.startsWith("-") ? suggestion : `${path} ${suggestion}`;
+  return new UsageError(first, { hint: `did you mean \`${candidate}\`? (${help})` });
 }
 
 main(process.argv.slice(2)).then(

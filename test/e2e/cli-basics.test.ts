@@ -71,14 +71,14 @@ test("an unknown command exits 64, with a suggestion when one is close", async (
   assert.match(upp.stderr, /hint: /);
   const prots = await castra(["prots"], root);
   assert.equal(prots.code, 64);
-  assert.match(prots.stderr, /did you mean ports\?/);
+  assert.match(prots.stderr, /did you mean `castra ports`\?/);
 });
 
 test("an unknown flag exits 64 and names it", async () => {
   const result = await castra(["ports", "--verbsoe"], root);
   assert.equal(result.code, 64);
   assert.match(result.stderr, /unknown option '--verbsoe'/);
-  assert.match(result.stderr, /did you mean --verbose\?/);
+  assert.match(result.stderr, /did you mean `--verbose`\?/);
 });
 
 test("an invalid castra.toml exits 65 naming the file, the field, its line and a valid example", async () => {

@@ -1,7 +1,8 @@
 import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
-import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
+import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type Project, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
+import type { QemuProfile } from "../../images/catalog.js";
 import { formatBytes } from "../../vm/preflight.js";
 import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
@@ -39,7 +40,8 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   const project = await resolveProject(ctx);
   const statuses = await projectStatus(project);
   const broker = project.broker ? await brokerStatus(project.stateDir) : undefined;
-  const vms = statuses.map((s) => toJson(s, broker));
+  const hints = await profileHints(project, io.env);
+  const vms = statuses.map((s) => toJson(s, broker, hints.get(s.vm.name)));
   const anyError = statuses.some((s) => s.state === "error");
   if (opts.json) {
     const brokerJson = project.broker
@@ -63,7 +65,25 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   return anyError ? ExitCode.vmError : 0;
 }
 
-function toJson(status: VmStatus, broker: BrokerStatus | undefined): VmStatusJson {
+/** A managed VM's CPU and memory hints from the catalog, so a stopped VM shows what `up` will give it. */
+async function profileHints(project: Project, env: NodeJS.ProcessEnv): Promise<Map<string, QemuProfile>> {
+  const hints = new Map<string, QemuProfile>();
+  const managed = project.vms.filter((vm) => vm.source.kind === "managed" && vm.source.useProfile);
+  if (managed.length === 0) return hints;
+  const { findEntry, loadCatalog } = await import("../../images/catalog.js");
+  const catalog = await loadCatalog(env).catch(() => undefined);
+  for (const vm of managed) {
+    if (!catalog || vm.source.kind !== "managed") continue;
+    try {
+      hints.set(vm.name, findEntry(catalog, vm.source.name, vm.source.version).profile);
+    } catch {
+      // An unknown image: `up` reports it; status shows the castra defaults.
+    }
+  }
+  return hints;
+}
+
+function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuProfile): VmStatusJson {
   const { vm, record, state } = status;
   const live = state === "running" || state === "starting" || state === "shutting_down";
   const startedAt = live ? record?.startedAt : undefined;
@@ -72,8 +92,9 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined): VmStatusJso
     name: vm.name,
     state,
     pid: live && record ? record.pid : null,
-    cpus: (live ? record?.cpus : undefined) ?? vm.cpus ?? DEFAULT_CPUS,
-    memory_bytes: (live ? record?.memoryBytes : undefined) ?? vm.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    cpus: (live ? record?.cpus : undefined) ?? vm.cpus ?? hint?.cpus ?? DEFAULT_CPUS,
+    memory_bytes:
+      (live ? record?.memoryBytes : undefined) ?? vm.memoryBytes ?? hint?.memory ?? DEFAULT_MEMORY_BYTES,
     uptime_seconds: startedAt ? Math.max(0, Math.floor((Date.now() - Date.parse(startedAt)) / 1000)) : null,
     accelerator: live ? (record?.accel ?? null) : null,
     base_image: (live ? record?.baseImage : undefined) ?? describeSource(vm),
