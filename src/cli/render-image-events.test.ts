@@ -86,6 +86,45 @@ test("waiting, rebuilding, retrying and restarting each say so", () => {
   );
 });
 
+test("the download cache: a hit, a wait and warnings are one line each; adding to it is only logged", () => {
+  const io = captureIO({ cwd: "/p" });
+  const render = renderImageEvents(io);
+  const blob = `/home/u/.cache/castra/downloads/sha256/${"ab".repeat(32)}`;
+  render({ type: "store-wait", image, artifact: "root_disk", pid: 77 });
+  render({
+    type: "store-hit",
+    image,
+    artifact: "root_disk",
+    path: blob,
+    bytes: 122 * MIB,
+    placement: "hardlink",
+  });
+  render({
+    type: "store-damaged",
+    image,
+    artifact: "kernel",
+    path: blob,
+    problem: `its sha256 is ${"cd".repeat(32)}`,
+  });
+  render({ type: "store-add", image, artifact: "kernel", path: blob, placement: "copy" });
+  render({
+    type: "store-unusable",
+    image,
+    store: "/home/u/.cache/castra",
+    reason: "EROFS: read-only file system, mkdir '/home/u/.cache/castra/downloads'",
+  });
+  assert.equal(
+    io.stderr(),
+    [
+      "Waiting for another castra (pid 77) that is downloading the same root disk",
+      "Found in the download cache: root disk (122 MiB)",
+      `warning: the download cache's copy of the kernel is damaged (its sha256 is ${"cd".repeat(32)}): downloading it again`,
+      "warning: the download cache /home/u/.cache/castra is not usable (EROFS: read-only file system, mkdir '/home/u/.cache/castra/downloads'): downloads go to the project only",
+      "",
+    ].join("\n"),
+  );
+});
+
 test("on a TTY, a download draws a live bar with bytes, rate and ETA", async () => {
   const io = captureIO({ cwd: "/p", isTTY: true });
   const render = renderImageEvents(io);

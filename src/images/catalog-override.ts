@@ -112,12 +112,16 @@ const profile = z.strictObject({
     .optional(),
 });
 
+/** Ids and versions: one plain directory level, so no `/` and no `..` anywhere in them. */
+const directoryName = z
+  .string()
+  .regex(IMAGE_ID, "must be letters, digits, `.`, `_` or `-` (it becomes a directory name)")
+  .refine((name) => !name.includes(".."), "must not contain `..` (it becomes a directory name)");
+
 const entry = z
   .strictObject({
-    id: z.string().regex(IMAGE_ID, "must be letters, digits, `.`, `_` or `-` (it becomes a directory name)"),
-    version: z
-      .string()
-      .regex(IMAGE_ID, "must be letters, digits, `.`, `_` or `-` (it becomes a directory name)"),
+    id: directoryName,
+    version: directoryName,
     artifacts: z.array(artifact).min(1, "must list at least the root_disk artifact"),
     profile: profile.default({}),
   })

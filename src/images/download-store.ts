@@ -1,6 +1,6 @@
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { type Placement, placeFile, syncDirectory, syncFile } from "./file-placement.js";
 import { sha256File } from "./manifest.js";
@@ -88,7 +88,13 @@ export class DownloadStore {
 
   /** Creates the store's directories, private to the user (0700). */
   async create(): Promise<void> {
-    await mkdir(this.blobsDir, { recursive: true, mode: 0o700 });
+    await mkdir(dirname(this.root), { recursive: true });
+    // One level at a time: a recursive mkdir reports ENOENT, not EROFS, on a read-only filesystem.
+    for (const dir of [this.root, join(this.root, "downloads"), this.blobsDir]) {
+      await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EEXIST") throw err;
+      });
+    }
   }
 
   /** The blob named `sha256`, when it is a regular file; its size and content are the caller's to check. */
@@ -114,14 +120,13 @@ export class DownloadStore {
     const stray = names.filter(
       (n) => n.endsWith(".tmp") || (n.endsWith(".json") && !blobs.has(n.slice(0, -".json".length))),
     );
-    const sized = await Promise.all(
+    return Promise.all(
       stray.map(async (name) => {
         const path = join(this.blobsDir, name);
         const st = await lstat(path).catch(() => undefined);
         return { path, size: st?.isFile() ? st.size : 0 };
       }),
     );
-    return sized;
   }
 
   /**

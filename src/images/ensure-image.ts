@@ -6,6 +6,7 @@ import {
   type ArtifactKind,
   type CatalogEntry,
   catalogDigest,
+  downloadUrl,
   findEntry,
   imageName,
   loadCatalog,
@@ -70,6 +71,8 @@ export function imageLockPath(dir: string): string {
 export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions): Promise<MaterialisedImage> {
   const catalog = await loadCatalog(options.env);
   const entry = findEntry(catalog, spec.name, spec.version);
+  // A bad CASTRA_MIRROR is refused (64) before anything is created or requested.
+  for (const artifact of entry.artifacts) downloadUrl(artifact, options.env);
   const image = imageName(entry);
   const dir = imageDir(options.stateDir, entry.id, entry.version);
   const log = openImageLog(options.stateDir);

@@ -9,7 +9,11 @@ export type Placement = "reflink" | "hardlink" | "copy";
  * (shared blocks, copied on write), else a hard link when `hardLink` allows one, else a real copy. Each failure
  * falls through to the next way; only the real copy's error is thrown.
  */
-export async function placeFile(src: string, dest: string, options: { hardLink: boolean }): Promise<Placement> {
+export async function placeFile(
+  src: string,
+  dest: string,
+  options: { hardLink: boolean },
+): Promise<Placement> {
   try {
     await copyFile(src, dest, constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL);
     return "reflink";

@@ -2,8 +2,7 @@ import { chmod, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError } from "../errors.js";
 import { type Artifact, type ArtifactKind, type CatalogEntry, imageName } from "./catalog.js";
-import type { ImageEvent } from "./events.js";
-import { type Fetched, fetchArtifact, requireLocalSources } from "./fetch-artifact.js";
+import { type Fetched, type FetchOptions, fetchArtifact, requireLocalSources } from "./fetch-artifact.js";
 import {
   MANIFEST_FILE,
   type ManifestArtifact,
@@ -11,18 +10,10 @@ import {
   sha256File,
   stampOf,
 } from "./manifest.js";
-import type { StoreSession } from "./store-session.js";
 import { applyTransforms, needsQemuImg, requireQemuImg } from "./transforms.js";
 
-export interface MaterialiseOptions {
-  env: NodeJS.ProcessEnv;
-  offline: boolean;
-  signal?: AbortSignal;
-  stallTimeoutMs: number;
-  emit: (event: ImageEvent) => void;
-  /** The per-user download cache, looked in before the network; absent when CASTRA_CACHE_DIR=off. */
-  store?: StoreSession;
-}
+/** What fetching needs is all that materialising needs. */
+export type MaterialiseOptions = FetchOptions;
 
 /**
  * Builds every artifact the reconciliation did not keep, in three phases: fetch and verify all downloads,

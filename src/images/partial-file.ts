@@ -14,6 +14,8 @@ export class PartialFile {
   private hash: Hash = createHash("sha256");
   private batch: Buffer[] = [];
   private batchBytes = 0;
+  /** The batches on their way to disk, in order: the socket keeps filling the next one meanwhile. */
+  private writing: Promise<void> | undefined;
   /** Bytes hashed so far: on disk plus the batch not yet written. */
   bytes = 0;
 
@@ -62,25 +64,51 @@ export class PartialFile {
     this.bytes = length;
   }
 
-  /** Adds a chunk; returns a promise only when a batch is being written, so callers await rarely. */
+  /**
+   * Adds a chunk. A full batch goes to disk without waiting; the returned promise (await it) only makes the
+   * caller wait when the previous batch is still being written, so memory stays at a few batches.
+   */
   append(chunk: Buffer): Promise<void> | undefined {
     this.hash.update(chunk);
     this.batch.push(chunk);
     this.batchBytes += chunk.length;
     this.bytes += chunk.length;
-    return this.batchBytes >= BATCH_BYTES ? this.flush() : undefined;
+    if (this.batchBytes < BATCH_BYTES) return undefined;
+    const previous = this.writing;
+    this.queueBatch();
+    return previous;
   }
 
-  /** Writes everything appended so far. */
+  /** Writes everything appended so far; rejects with the first write error. */
   async flush(): Promise<void> {
-    if (this.batchBytes === 0) return;
-    const data =
-      this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes);
+    if (this.batchBytes > 0) this.queueBatch();
+    await this.writing;
+  }
+
+  private queueBatch(): void {
+    const chunks = this.batch;
     this.batch = [];
     this.batchBytes = 0;
+    const write = (this.writing ?? Promise.resolve()).then(() => this.writeChunks(chunks));
+    this.writing = write;
+    // A failed write stays in `writing`, so the next flush() reports it; this handler only marks it seen.
+    write.then(
+      () => {
+        if (this.writing === write) this.writing = undefined;
+      },
+      () => {},
+    );
+  }
+
+  /** One writev per batch: the chunks go to disk as they came off the socket, never copied into one buffer. */
+  private async writeChunks(chunks: Buffer[]): Promise<void> {
     try {
-      let offset = 0;
-      while (offset < data.length) offset += (await this.handle.write(data, offset)).bytesWritten;
+      let rest = chunks;
+      while (rest.length > 0) {
+        const { bytesWritten } = await this.handle.writev(rest);
+        if (bytesWritten === 0) throw Object.assign(new Error("the disk took no bytes"), { code: "EIO" });
+        rest = dropWritten(rest, bytesWritten);
+      }
     } catch (err) {
       throw fsError(err, "write the download", this.path);
     }
@@ -90,6 +118,8 @@ export class PartialFile {
   async restart(): Promise<void> {
     this.batch = [];
     this.batchBytes = 0;
+    await this.writing?.catch(() => {});
+    this.writing = undefined;
     this.bytes = 0;
     this.hash = createHash("sha256");
     try {
@@ -112,4 +142,14 @@ export class PartialFile {
       await this.handle.close().catch(() => {});
     }
   }
+}
+
+/** What remains of `chunks` after the first `written` bytes reached the file (a short writev). */
+function dropWritten(chunks: Buffer[], written: number): Buffer[] {
+  let skip = written;
+  let i = 0;
+  while (i < chunks.length && skip >= (chunks[i] as Buffer).length) skip -= (chunks[i++] as Buffer).length;
+  const rest = chunks.slice(i);
+  if (skip > 0 && rest[0]) rest[0] = rest[0].subarray(skip);
+  return rest;
 }

@@ -4,6 +4,8 @@ import { sha256File } from "./manifest.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 /** Which catalog artifacts (built in plus CASTRA_CATALOG) each sha256 is: "alpine-minimal@v1 root disk". */
 export function catalogReferences(catalog: Catalog): Map<string, string[]> {
   const refs = new Map<string, string[]>();
@@ -53,7 +55,10 @@ export function pruneCandidates(
     const idleDays = (now.getTime() - lastUsed(blob).getTime()) / DAY_MS;
     if (!refs.has(blob.sha256)) candidates.push({ blob, why: "no catalog entry uses it" });
     else if (olderThanDays !== undefined && idleDays > olderThanDays)
-      candidates.push({ blob, why: `unused for ${Math.floor(idleDays)} days` });
+      candidates.push({
+        blob,
+        why: `unused for ${idleDays < 1 ? "less than a day" : plural(Math.floor(idleDays), "day")}`,
+      });
   }
   return candidates;
 }

@@ -4,6 +4,7 @@ import { acquireLock, type Lock } from "../lock.js";
 import { type Artifact, type ArtifactKind, describeKind } from "./catalog.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
+import type { Placement } from "./file-placement.js";
 import { sha256File } from "./manifest.js";
 import { oneAtATime } from "./one-at-a-time.js";
 
@@ -58,7 +59,7 @@ export class StoreSession {
       await this.damaged(artifact, use, locked, `${blob.size} bytes instead of ${artifact.size}`);
       return false;
     }
-    let placement: Awaited<ReturnType<DownloadStore["placeInto"]>>;
+    let placement: Placement;
     let actual: string;
     try {
       placement = await this.store.placeInto(blob, dest);
@@ -117,7 +118,12 @@ export class StoreSession {
     this.writable = false;
     if (this.warned) return;
     this.warned = true;
-    this.options.emit({ type: "store-unusable", image: use.image, store: this.store.root, reason: reasonOf(err) });
+    this.options.emit({
+      type: "store-unusable",
+      image: use.image,
+      store: this.store.root,
+      reason: reasonOf(err),
+    });
   }
 }
 

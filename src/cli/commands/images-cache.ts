@@ -1,10 +1,10 @@
 import { basename } from "node:path";
 import { formatBytes } from "../../config/memory.js";
 import { DataError, fsError, LockTimeoutError } from "../../errors.js";
-import { acquireLock, type Lock } from "../../lock.js";
 import { loadCatalog } from "../../images/catalog.js";
 import { DownloadStore, type StoredBlob } from "../../images/download-store.js";
 import { blobProblem, catalogReferences, lastUsed, pruneCandidates } from "../../images/store-inventory.js";
+import { acquireLock, type Lock } from "../../lock.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { confirmDeletion, formatDate, plural } from "./images-shared.js";
@@ -129,7 +129,10 @@ export async function runCachePrune(opts: CachePruneOptions, ctx: CommandContext
 /** The blob's lock, or undefined (said) when a live castra is using the blob right now. */
 async function lockUnlessBusy(store: DownloadStore, sha256: string, io: IO): Promise<Lock | undefined> {
   try {
-    return await acquireLock(store.lockPath(sha256), { purpose: "castra images prune --cache", timeoutMs: 0 });
+    return await acquireLock(store.lockPath(sha256), {
+      purpose: "castra images prune --cache",
+      timeoutMs: 0,
+    });
   } catch (err) {
     if (!(err instanceof LockTimeoutError)) throw err;
     io.info(`kept ${short(sha256)}: another castra is using it right now`);
