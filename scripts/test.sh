@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the test fixtures need where missing, builds the CLI, then unit and end-to-end tests.
+# Runs the tests: installs what the test fixtures need where missing, builds the CLI, then the suites.
+# Usage: scripts/test.sh [unit|e2e|faults]... (default: all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,7 +8,19 @@ bash scripts/install-test-deps.sh
 [ -d node_modules ] || npm ci
 npm run --silent build
 
-unit=$(find src -name '*.test.ts' | sort)
-e2e=$(find test -name '*.test.ts' | sort)
-# shellcheck disable=SC2086 # file lists are split on purpose
-node --import tsx --test --test-reporter=spec $unit $e2e
+# Tests never touch the user's own download cache.
+CASTRA_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-cache.XXXXXX")
+export CASTRA_CACHE_DIR
+trap 'rm -rf "$CASTRA_CACHE_DIR"' EXIT
+
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(unit e2e faults)
+for suite in "${suites[@]}"; do
+  case "$suite" in
+    unit) mapfile -t files < <(find src -name '*.test.ts' | sort) ;;
+    e2e) mapfile -t files < <(find test -name '*.test.ts' | sort) ;;
+    faults) node --import tsx test/faults/run.ts; continue ;;
+    *) echo "unknown suite '$suite' (expected unit, e2e or faults)" >&2; exit 64 ;;
+  esac
+  node --import tsx --test --test-reporter=spec "${files[@]}"
+done
