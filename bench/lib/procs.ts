@@ -64,13 +64,14 @@ export function timed(argv: string[], options: RunOptions = {}): Promise<Finishe
     child.stderr?.on("data", (chunk) => {
       stderr += chunk;
     });
+    let ms = 0;
     child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    child.on("exit", () => {
+      ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (pid) livePids.delete(pid);
-      // stderr may still be draining: give it the moment it needs, outside the measured time.
-      child.stderr?.on("close", () => resolve({ ms, code, signal, stderr }));
     });
+    // "close" follows "exit" once stderr has drained: that moment is not part of the measured time.
+    child.on("close", (code, signal) => resolve({ ms, code, signal, stderr }));
   });
 }
 

@@ -84,7 +84,7 @@ export async function describeMachine(facts: RunFacts): Promise<string> {
     `- CPU: ${cpus[0]?.model ?? "unknown"} × ${cpus.length} (${os.arch()})`,
     `- memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; kernel ${os.type()} ${os.release()}`,
     `- work directory ${facts.workDir} on ${await firstLine(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", facts.workDir])}`,
-    `- node ${process.version}; ${await firstLine(["qemu-system-x86_64", "--version"])}; ${await firstLine(["curl", "--version"])}`,
+    `- node ${process.version}; ${await firstLine(["qemu-system-x86_64", "--version"])}; ${(await firstLine(["curl", "--version"])).split(" ").slice(0, 2).join(" ")}`,
     `- file server: ${facts.server} on 127.0.0.1`,
     `- load average (1, 5, 15 min) before: ${load(facts.loadBefore)}; after: ${load(facts.loadAfter)}`,
     `- ${facts.runs} measured runs per side after ${facts.warmup} warm-up, sides alternating; run on ${facts.startedAt.toISOString()}, took ${Math.round(facts.seconds)} s`,

@@ -1,7 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CASTRA_BIN } from "../support/cli.js";
 import type { FixtureServer } from "../support/http-server.js";
 import {
   fileSize,
@@ -13,7 +12,16 @@ import {
   UP_DOWNLOADS_MANAGED_IMAGES,
   writeJson,
 } from "./fixtures.js";
-import { type CaseContext, errorLine, exitOf, hasStackTrace, type RunResult, type Scenario, until } from "./harness.js";
+import {
+  type CaseContext,
+  castraBin,
+  errorLine,
+  exitOf,
+  hasStackTrace,
+  type RunResult,
+  type Scenario,
+  until,
+} from "./harness.js";
 
 const MIB = 1024 * 1024;
 
@@ -49,7 +57,8 @@ function fetchImage(
 
 /** After a successful `up`, the VM is stopped again so the scenario ends with nothing running. */
 async function stopIfBooted(ctx: CaseContext, p: ImageProject): Promise<void> {
-  if (UP_DOWNLOADS_MANAGED_IMAGES) await ctx.castra(["down", "--timeout", "5"], { cwd: p.project, env: p.env });
+  if (UP_DOWNLOADS_MANAGED_IMAGES)
+    await ctx.castra(["down", "--timeout", "5"], { cwd: p.project, env: p.env });
 }
 
 /** `castra images verify` plus a byte-for-byte comparison of the converted disk with the guest's raw disk. */
@@ -70,9 +79,10 @@ function interruptedDownload(signal: "SIGINT" | "SIGKILL"): Scenario {
       // 16 MiB/s: the 64 MiB disk takes 4 s, so the signal lands while bytes are flowing.
       p.server.fault(p.served.vhd, { bytesPerSecond: 16 * MIB });
       const first = await fetchImage(ctx, p, {}, (child) => {
-        void until(async () => (await fileSize(partial)) !== undefined && ((await fileSize(partial)) ?? 0) >= 4 * MIB, 60_000).then(
-          () => child.kill(signal),
-        );
+        void until(
+          async () => (await fileSize(partial)) !== undefined && ((await fileSize(partial)) ?? 0) >= 4 * MIB,
+          60_000,
+        ).then(() => child.kill(signal));
       });
       const kept = (await fileSize(partial)) ?? 0;
       p.server.fault(p.served.vhd, undefined);
@@ -81,7 +91,8 @@ function interruptedDownload(signal: "SIGINT" | "SIGKILL"): Scenario {
       const resumed = p.server.gets(p.served.vhd)[0];
       const ok = second.code === 0 && (await verified(ctx, p));
       await stopIfBooted(ctx, p);
-      const interruptedOk = exitOf(first) === code && (signal === "SIGKILL" || /interrupted/i.test(first.stderr));
+      const interruptedOk =
+        exitOf(first) === code && (signal === "SIGKILL" || /interrupted/i.test(first.stderr));
       ctx.check(
         `${signal} of \`${FETCH}\` mid-download, then run again`,
         `${code}, .partial kept; rerun sends Range from the kept bytes, sha256 verified`,
@@ -143,7 +154,9 @@ function htmlInsteadOfImage(portal: boolean): Scenario {
       const html = Buffer.from("<!doctype html><html><body><h1>Sign in to the Wi-Fi</h1></body></html>\n");
       p.server.fault(
         p.served.vhd,
-        portal ? { body: html, ignoreRange: true, page: { contentType: "text/html; charset=utf-8" } } : { body: html },
+        portal
+          ? { body: html, ignoreRange: true, page: { contentType: "text/html; charset=utf-8" } }
+          : { body: html },
       );
       const result = await fetchImage(ctx, p);
       const left = await readdir(p.imageDir).catch(() => []);
@@ -174,7 +187,7 @@ async function fetchOnSmallDisk(ctx: CaseContext, p: ImageProject, size: string)
   ].join("\n");
   const result = await ctx.exec(
     "unshare",
-    ["-m", "sh", "-c", script, "sh", images, size, process.execPath, CASTRA_BIN, ...FETCH_ARGS],
+    ["-m", "sh", "-c", script, "sh", images, size, process.execPath, castraBin(), ...FETCH_ARGS],
     { cwd: p.project, env: { ...p.env, CASTRA_FAULTS_IMAGE_DIR: p.imageDir }, timeoutMs: 120_000 },
   );
   const [, listing = ""] = result.stdout.split("@@left@@\n");
@@ -190,14 +203,20 @@ function diskFull(phase: "download" | "conversion"): Scenario {
       // Download: 24 MiB for a 64 MiB disk. Conversion: every download fits, the 1 MiB qcow2 does not.
       const size = phase === "download" ? "24m" : `${Math.ceil(p.served.totalBytes / 4096) * 4 + 256}k`;
       const { result, left } = await fetchOnSmallDisk(ctx, p, size);
-      const finals = left.filter((n) => ["rootfs.qcow2", "vmlinuz", "initramfs.cpio.gz", "manifest.json"].includes(n));
+      const finals = left.filter((n) =>
+        ["rootfs.qcow2", "vmlinuz", "initramfs.cpio.gz", "manifest.json"].includes(n),
+      );
       const temporaries = left.filter((n) => n.endsWith(".tmp.partial"));
       const hint = /hint: free some space/.test(result.stderr);
       ctx.check(
         `disk full during ${phase} (tmpfs ${size} over .castra/images)`,
         "exit 74 with a hint to free space; no final file, no manifest",
         `${exitOf(result)}, hint ${hint ? "yes" : "MISSING"}, left [${left.join(" ")}]: ${errorLine(result)}`,
-        result.code === 74 && hint && finals.length === 0 && temporaries.length === 0 && !hasStackTrace(result.stderr),
+        result.code === 74 &&
+          hint &&
+          finals.length === 0 &&
+          temporaries.length === 0 &&
+          !hasStackTrace(result.stderr),
       );
     },
   };

@@ -4,8 +4,8 @@ import { createReadStream } from "node:fs";
 import { copyFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import type { FixtureServer } from "../support/http-server.js";
 import { buildTestGuest, type TestGuest } from "../support/guest.js";
+import type { FixtureServer } from "../support/http-server.js";
 
 /**
  * `castra up` does not download managed images yet (issue 5 is wiring `ensureImage` into it): until it

@@ -38,6 +38,11 @@ export interface Scenario {
   run(ctx: CaseContext): Promise<void>;
 }
 
+/** The CLI under test: run.ts builds a private copy (others may rebuild dist/ meanwhile), else dist/castra.js. */
+export function castraBin(): string {
+  return process.env.CASTRA_FAULTS_BIN ?? CASTRA_BIN;
+}
+
 /** Variables from the caller's shell that would change castra's behaviour under test. */
 const SCRUBBED = ["CASTRA_CATALOG", "CASTRA_MIRROR", "CASTRA_STALL_TIMEOUT", "CASTRA_DEBUG", "CASTRA_CONFIG"];
 
@@ -57,6 +62,9 @@ export function run(cmd: string, args: string[], options: RunOptions): Promise<R
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      // CASTRA_FAULTS_VERBOSE=1: every failed command's output, to debug a failing case.
+      if (process.env.CASTRA_FAULTS_VERBOSE === "1" && code !== 0)
+        process.stderr.write(`## ${[cmd, ...args].join(" ")} → ${code ?? signal}\n${stdout}${stderr}\n`);
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
   });
@@ -99,7 +107,7 @@ export class CaseContext {
 
   /** `castra ...args` from the built CLI, as a user runs it. */
   castra(args: string[], options: RunOptions): Promise<RunResult> {
-    return this.exec(process.execPath, [CASTRA_BIN, ...args], options);
+    return this.exec(process.execPath, [castraBin(), ...args], options);
   }
 
   /** Any command, with castra's test environment plus `options.env`. */
@@ -165,7 +173,12 @@ export async function runScenario(scenario: Scenario): Promise<Row[]> {
   const leaked = await ctx.cleanup();
   // After a clean run, a process still naming the scenario's directory is something castra left behind.
   if (leaked.length > 0 && ctx.rows.every((r) => r.pass)) {
-    ctx.check(`${scenario.name}: nothing left running`, "no process left", `killed ${leaked.join(", ")}`, false);
+    ctx.check(
+      `${scenario.name}: nothing left running`,
+      "no process left",
+      `killed ${leaked.join(", ")}`,
+      false,
+    );
   }
   return ctx.rows;
 }
@@ -219,7 +232,10 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `condition` every 50 ms until it holds or `timeoutMs` passes; returns whether it held. */
-export async function until(condition: () => Promise<boolean> | boolean, timeoutMs: number): Promise<boolean> {
+export async function until(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await condition()) return true;

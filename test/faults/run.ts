@@ -1,4 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
@@ -30,7 +33,7 @@ const all: Scenario[] = [
 async function main(): Promise<number> {
   const filter = process.argv[2] ? new RegExp(process.argv[2], "i") : undefined;
   const chosen = filter ? all.filter((s) => filter.test(s.name)) : all;
-  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  buildPrivateCopy();
   await testGuest();
   const started = Date.now();
   const rows: Row[] = [];
@@ -50,10 +53,25 @@ async function main(): Promise<number> {
   return failed === 0 && rows.length > 0 ? 0 : 1;
 }
 
+/** Builds the CLI into a private directory, so another `npm run build` of dist/ cannot swap it mid-run. */
+function buildPrivateCopy(): void {
+  const outdir = join(tmpdir(), `castra-faults-dist-${process.pid}`);
+  execFileSync(process.execPath, ["scripts/build.mjs", "--outdir", outdir], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (existsSync(join(outdir, "castra.js"))) {
+    process.env.CASTRA_FAULTS_BIN = join(outdir, "castra.js");
+    process.on("exit", () => rmSync(outdir, { recursive: true, force: true }));
+  }
+}
+
 function printTable(rows: Row[]): void {
   const cells = rows.map((r) => [r.name, r.expected, r.observed, r.pass ? "PASS" : "FAIL"]);
   const header = ["case", "expected", "observed", "PASS/FAIL"];
-  const widths = header.map((h, i) => Math.min(70, Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length))));
+  const widths = header.map((h, i) =>
+    Math.min(70, Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length))),
+  );
   const line = (c: string[]) => `| ${c.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`;
   console.log(line(header));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);

@@ -1,8 +1,15 @@
 import { chmod, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CASTRA_BIN } from "../support/cli.js";
 import { byoProject, guestCatalog, IMAGE, serveGuestImage, writeJson } from "./fixtures.js";
-import { type CaseContext, errorLine, exitOf, hasStackTrace, type RunResult, type Scenario } from "./harness.js";
+import {
+  type CaseContext,
+  castraBin,
+  errorLine,
+  exitOf,
+  hasStackTrace,
+  type RunResult,
+  type Scenario,
+} from "./harness.js";
 
 /** Exit 73 whose message names a path inside the project's `.castra/`, and no stack trace. */
 function refusedWithPath(result: RunResult, stateDir: string): boolean {
@@ -32,7 +39,7 @@ const readOnly: Scenario = {
           "sh",
           stateDir,
           process.execPath,
-          CASTRA_BIN,
+          castraBin(),
           ...args,
         ],
         { cwd: dir, env: { CASTRA_CATALOG: catalog }, timeoutMs: 60_000 },
@@ -61,7 +68,7 @@ const otherUser: Scenario = {
     const asNobody = (args: string[]) =>
       ctx.exec(
         "setpriv",
-        ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, CASTRA_BIN, ...args],
+        ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, castraBin(), ...args],
         { cwd: dir, env: { HOME: "/nonexistent" }, timeoutMs: 60_000 },
       );
     const up = await asNobody(["up"]);

@@ -92,11 +92,18 @@ const guest: Scenario = {
       onlyLoopbackQemu && brokerSockets.join(" ") === `127.0.0.1:${broker}`,
     );
 
-    const loose = await writableByOthers(join(dir, ".castra"));
+    const loose = [
+      ...(await writableByOthers(join(dir, ".castra"))),
+      ...(await writableByOthers(join(ctx.root, "user-cache"))).map((p) => `user-cache/${p}`),
+    ];
     ctx.check(
-      ".castra/, logs, run files, overlay, image cache (umask 002)",
+      ".castra/ (logs, run files, overlay, images) and the user download cache, under umask 002",
       "nothing group- or other-writable",
-      pull.code === 0 ? (loose.length === 0 ? "none" : `writable by others: ${loose.join(", ")}`) : `pull ${errorLine(pull)}`,
+      pull.code === 0
+        ? loose.length === 0
+          ? "none"
+          : `writable by others: ${loose.join(", ")}`
+        : `pull ${errorLine(pull)}`,
       pull.code === 0 && loose.length === 0,
     );
 
@@ -157,19 +164,31 @@ const longPath: Scenario = {
     const wanted = join(dir, ".castra", "run", "devbox.qmp");
     const up = await castra(["up"]);
     const { vm } = await statusJson(castra);
-    const record = JSON.parse(await readFile(join(dir, ".castra", "run", "devbox.pid"), "utf8").catch(() => "{}"));
+    const record = JSON.parse(
+      await readFile(join(dir, ".castra", "run", "devbox.pid"), "utf8").catch(() => "{}"),
+    );
     const socket = String(record.qmpSocket ?? "");
     ctx.onCleanup(async () => {
       if (socket) await rm(socket, { force: true });
     });
     const down = await castra(["down", "--timeout", "30"]);
-    const socketGone = socket !== "" && !(await stat(socket).then(() => true, () => false));
+    const socketGone =
+      socket !== "" &&
+      !(await stat(socket).then(
+        () => true,
+        () => false,
+      ));
     const left = await qemuPidsOf(name);
     ctx.check(
       `project path of ${Buffer.byteLength(wanted)} bytes to its QMP socket (limit 107)`,
       "`up` exit 0, `status` running, `down` exit 0, socket removed",
       `up ${exitOf(up)}, status ${vm.state}, socket ${socket.length} bytes, down ${exitOf(down)}, ${left.length} QEMU left, socket ${socketGone ? "removed" : "LEFT"}`,
-      up.code === 0 && vm.state === "running" && down.code === 0 && left.length === 0 && socketGone && Buffer.byteLength(socket) <= 107,
+      up.code === 0 &&
+        vm.state === "running" &&
+        down.code === 0 &&
+        left.length === 0 &&
+        socketGone &&
+        Buffer.byteLength(socket) <= 107,
     );
   },
 };
@@ -180,7 +199,7 @@ const twoProjects: Scenario = {
   timeoutMs: 240_000,
   async run(ctx) {
     const server = await ctx.server();
-    await serveGuestImage(server);
+    const served = await serveGuestImage(server);
     const catalog = await writeJson(join(ctx.root, "catalog.json"), await guestCatalog(server.origin));
     const env = { CASTRA_CATALOG: catalog };
     const names = [`faults-two-a-${process.pid}`, `faults-two-b-${process.pid}`];
@@ -194,15 +213,25 @@ const twoProjects: Scenario = {
     const results = await Promise.all(dirs.map((dir, i) => bringUp(dir, names[i] as string)));
     const counts = await Promise.all(names.map((n) => qemuPidsOf(n)));
     const verify = await Promise.all(dirs.map((dir) => castraIn(ctx, dir, env)(["images", "verify"])));
-    const states = await Promise.all(dirs.map(async (dir) => (await statusJson(castraIn(ctx, dir, env))).vm.state));
+    // Both projects share the user's download cache: the disk is fetched once, and the cache re-hashes clean.
+    const cache = await castraIn(ctx, dirs[0] as string, env)(["images", "verify", "--cache"]);
+    const fetches = server.gets(served.vhd).length;
+    const states = await Promise.all(
+      dirs.map(async (dir) => (await statusJson(castraIn(ctx, dir, env))).vm.state),
+    );
     const downs = await Promise.all(dirs.map((dir) => castraIn(ctx, dir, env)(["down", "--timeout", "30"])));
     const allOk = results.flat().every((r) => r.code === 0);
     ctx.check(
       `two projects at once (${UP_DOWNLOADS_MANAGED_IMAGES ? "`up`" : "`images pull` + `up`"} in each, same moment)`,
-      "one VM per project, both running; `castra images verify` exit 0 in each",
+      "one VM per project, both running; `images verify` exit 0 in each and for the shared download cache; disk fetched once",
       `${results.flat().map(exitOf).join(", ")}; QEMUs ${counts.map((c) => c.length).join("+")}, states ${states.join("/")}, ` +
-        `verify ${verify.map(exitOf).join("/")}, down ${downs.map(exitOf).join("/")}`,
-      allOk && counts.every((c) => c.length === 1) && states.every((s) => s === "running") && verify.every((v) => v.code === 0),
+        `verify ${verify.map(exitOf).join("/")}, cache verify ${exitOf(cache)}, disk GETs ${fetches}, down ${downs.map(exitOf).join("/")}`,
+      allOk &&
+        counts.every((c) => c.length === 1) &&
+        states.every((s) => s === "running") &&
+        verify.every((v) => v.code === 0) &&
+        cache.code === 0 &&
+        fetches === 1,
     );
   },
 };
@@ -234,12 +263,19 @@ const backingFile: Scenario = {
         `overlay's backing file ${label}`,
         `exit ${expectedCode}, a clear error; overlay untouched (sha256, mtime, inode)`,
         `${exitOf(result)}, overlay ${after === before ? "untouched" : "CHANGED"}, ${qemus.length} QEMU: ${errorLine(result)}`,
-        first.code === 0 && result.code === expectedCode && pattern.test(result.stderr) && after === before && qemus.length === 0,
+        first.code === 0 &&
+          result.code === expectedCode &&
+          pattern.test(result.stderr) &&
+          after === before &&
+          qemus.length === 0,
       );
       if (qemus.length > 0) await castra(["down", "--timeout", "5"]);
     };
     await attempt("moved (castra.toml not updated)", 66, /base\.qcow2 does not exist/);
-    await writeFile(join(dir, "castra.toml"), toml.replace('base_image = "base.qcow2"', 'base_image = "moved/base.qcow2"'));
+    await writeFile(
+      join(dir, "castra.toml"),
+      toml.replace('base_image = "base.qcow2"', 'base_image = "moved/base.qcow2"'),
+    );
     await attempt("moved (castra.toml points at the new place)", 65, /belongs to another base image/);
     await writeFile(join(dir, "castra.toml"), toml);
     // Another image at the same path: a different disk that happens to have the old name.
