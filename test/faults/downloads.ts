@@ -9,7 +9,6 @@ import {
   type ServedImage,
   sameDiskAsGuest,
   serveGuestImage,
-  UP_DOWNLOADS_MANAGED_IMAGES,
   writeJson,
 } from "./fixtures.js";
 import {
@@ -42,9 +41,9 @@ async function imageProject(ctx: CaseContext): Promise<ImageProject> {
   return { server, served, project, env: { CASTRA_CATALOG: catalog }, imageDir: join(project, IMAGE_DIR) };
 }
 
-/** What materialises the image: `castra up` once it downloads managed images, `castra images pull` until then. */
-const FETCH_ARGS = UP_DOWNLOADS_MANAGED_IMAGES ? ["up"] : ["images", "pull"];
-const FETCH = `castra ${FETCH_ARGS.join(" ")}`;
+/** Every download case goes through the zero-config path: `castra up` in a directory without castra.toml. */
+const FETCH_ARGS = ["up"];
+const FETCH = "castra up";
 
 function fetchImage(
   ctx: CaseContext,
@@ -57,8 +56,7 @@ function fetchImage(
 
 /** After a successful `up`, the VM is stopped again so the scenario ends with nothing running. */
 async function stopIfBooted(ctx: CaseContext, p: ImageProject): Promise<void> {
-  if (UP_DOWNLOADS_MANAGED_IMAGES)
-    await ctx.castra(["down", "--timeout", "5"], { cwd: p.project, env: p.env });
+  await ctx.castra(["down", "--timeout", "5"], { cwd: p.project, env: p.env });
 }
 
 /** `castra images verify` plus a byte-for-byte comparison of the converted disk with the guest's raw disk. */

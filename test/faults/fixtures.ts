@@ -2,17 +2,9 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { buildTestGuest, type TestGuest } from "../support/guest.js";
 import type { FixtureServer } from "../support/http-server.js";
-
-/**
- * `castra up` does not download managed images yet (issue 5 is wiring `ensureImage` into it): until it
- * does, the cases that need a managed image materialise it with `castra images pull` and boot the BIOS disk
- * as a bring-your-own image. Flip this once `up` downloads, and those cases use `up` alone.
- */
-export const UP_DOWNLOADS_MANAGED_IMAGES = true;
 
 export const IMAGE = "alpine-minimal@v1";
 /** The managed image's directory inside a project. */
@@ -122,18 +114,6 @@ export async function byoProject(dir: string, p: ByoProject): Promise<string> {
   ].join("\n\n");
   await writeFile(join(dir, "castra.toml"), `${toml}\n`);
   return dir;
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function sha256File(path: string): Promise<string> {

@@ -14,7 +14,9 @@ import {
   type RunResult,
   type Scenario,
 } from "./harness.js";
-import { mutateCatalog, mutateToml, seeded } from "./mutate.js";
+import { seeded } from "./mutate.js";
+import { mutateCatalog } from "./mutate-catalog.js";
+import { mutateToml } from "./mutate-toml.js";
 
 /**
  * 1,000 damaged castra.toml files and 1,000 damaged catalogs through the real loaders in-process (fast),

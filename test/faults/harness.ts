@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CASTRA_BIN } from "../support/cli.js";
 import { FixtureServer } from "../support/http-server.js";
-import { isAlive, killQuietly, pidsWithArg } from "./proc.js";
+import { pidsRunning } from "../support/processes.js";
+import { isAlive, killQuietly } from "./proc.js";
 
 /** One line of the fault table. */
 export interface Row {
@@ -46,17 +47,25 @@ export function castraBin(): string {
 /** Variables from the caller's shell that would change castra's behaviour under test. */
 const SCRUBBED = ["CASTRA_CATALOG", "CASTRA_MIRROR", "CASTRA_STALL_TIMEOUT", "CASTRA_DEBUG", "CASTRA_CONFIG"];
 
-/** Spawns `cmd args` to completion with a hard time limit (SIGKILL); never rejects. */
+/**
+ * Spawns `cmd args` to completion with a hard time limit; never rejects. The child leads its own process
+ * group, so the limit (and a scenario's cleanup) also ends what it started in the foreground (`sh -c` wrappers).
+ */
 export function run(cmd: string, args: string[], options: RunOptions): Promise<RunResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     options.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => killGroup(child.pid), options.timeoutMs ?? 120_000);
     child.on("error", (err) => {
       stderr += String(err);
     });
@@ -70,6 +79,11 @@ export function run(cmd: string, args: string[], options: RunOptions): Promise<R
   });
 }
 
+/** SIGKILL to the process group `pid` leads (see `run`). */
+export function killGroup(pid: number | undefined): void {
+  if (pid) killQuietly(-pid);
+}
+
 export class CaseContext {
   readonly rows: Row[] = [];
   /** Aborted when the scenario runs out of time: loops that poll should stop. */
@@ -77,6 +91,8 @@ export class CaseContext {
   private readonly servers: FixtureServer[] = [];
   private readonly pids = new Set<number>();
   private readonly cleanups: (() => Promise<void>)[] = [];
+  /** Process groups of the commands this scenario is running right now. */
+  private readonly groups = new Set<number>();
 
   constructor(
     readonly root: string,
@@ -112,7 +128,27 @@ export class CaseContext {
 
   /** Any command, with castra's test environment plus `options.env`. */
   exec(cmd: string, args: string[], options: RunOptions): Promise<RunResult> {
-    return run(cmd, args, { ...options, env: this.env(options.env) });
+    // A scenario that ran out of time may still be running: it must not start anything after its cleanup.
+    if (this.signal.aborted)
+      return Promise.resolve({
+        code: null,
+        signal: "SIGKILL",
+        stdout: "",
+        stderr: "scenario timed out",
+        ms: 0,
+      });
+    let leader: number | undefined;
+    const done = run(cmd, args, {
+      ...options,
+      env: this.env(options.env),
+      onSpawn: (child) => {
+        leader = child.pid;
+        if (leader) this.groups.add(leader);
+        options.onSpawn?.(child);
+      },
+    });
+    // Once its leader is gone, a group id may be reused by someone else's process: forget it.
+    return done.finally(() => leader && this.groups.delete(leader));
   }
 
   async server(): Promise<FixtureServer> {
@@ -137,16 +173,26 @@ export class CaseContext {
   /** Kills every process this scenario started (tracked, or naming its directory), closes servers, deletes files. */
   async cleanup(): Promise<string[]> {
     const leaked: string[] = [];
-    for (const pid of await pidsWithArg(this.root)) {
+    for (const pid of await pidsRunning(this.root)) {
       leaked.push(String(pid));
       killQuietly(pid);
     }
     for (const pid of this.pids) if (await isAlive(pid)) killQuietly(pid);
+    for (const group of this.groups) killGroup(group);
     for (const fn of this.cleanups) await fn().catch(() => {});
     await Promise.all(this.servers.map((s) => s.close().catch(() => {})));
     await rm(this.root, { recursive: true, force: true }).catch(() => {});
     return leaked;
   }
+}
+
+let active: { ctx: CaseContext; controller: AbortController } | undefined;
+
+/** For Ctrl-C of the whole run: stops the scenario in progress and removes everything it started. */
+export async function abortActiveScenario(): Promise<void> {
+  if (!active) return;
+  active.controller.abort();
+  await active.ctx.cleanup();
 }
 
 /** Runs one scenario in its own temp directory; a crash or a timeout becomes a failed row. */
@@ -155,6 +201,7 @@ export async function runScenario(scenario: Scenario): Promise<Row[]> {
   const root = await realpath(await mkdtemp(join(tmpdir(), `castra-faults-${slug}-`)));
   const controller = new AbortController();
   const ctx = new CaseContext(root, controller.signal);
+  active = { ctx, controller };
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -171,6 +218,7 @@ export async function runScenario(scenario: Scenario): Promise<Row[]> {
     clearTimeout(timer);
   }
   const leaked = await ctx.cleanup();
+  active = undefined;
   // After a clean run, a process still naming the scenario's directory is something castra left behind.
   if (leaked.length > 0 && ctx.rows.every((r) => r.pass)) {
     ctx.check(

@@ -1,21 +1,11 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
+import { pidsRunning } from "../support/processes.js";
 
 /** The kernel's view of processes and sockets: what the fault cases check instead of castra's own words. */
 
-/** Pids (other than this process) whose NUL-separated command line contains `needle`. */
-export async function pidsWithArg(needle: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes(needle)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
 /** QEMU processes castra started for `project` (its `-name guest=castra:<project>:<vm>`). */
 export function qemuPidsOf(projectName: string): Promise<number[]> {
-  return pidsWithArg(`guest=castra:${projectName.replaceAll(",", ",,")}:`);
+  return pidsRunning(`guest=castra:${projectName.replaceAll(",", ",,")}:`);
 }
 
 /** Alive and not a zombie. */

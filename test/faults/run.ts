@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
 import { fuzzScenarios } from "./fuzz.js";
-import { type Row, runScenario, type Scenario } from "./harness.js";
+import { abortActiveScenario, type Row, runScenario, type Scenario } from "./harness.js";
 import { securityScenarios } from "./security.js";
 import { stateScenarios } from "./state.js";
 import { vmScenarios } from "./vm.js";
@@ -29,6 +29,13 @@ const all: Scenario[] = [
   ...securityScenarios,
   ...fuzzScenarios,
 ];
+
+// Ctrl-C of the run: the scenario in progress is stopped and cleaned up (its QEMUs are in other groups).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void abortActiveScenario().finally(() => process.exit(130));
+  });
+}
 
 async function main(): Promise<number> {
   const filter = process.argv[2] ? new RegExp(process.argv[2], "i") : undefined;

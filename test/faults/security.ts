@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { byoProject, freePort, guestCatalog, serveGuestImage, testGuest, writeJson } from "./fixtures.js";
+import { freePort } from "../support/processes.js";
+import { byoProject, guestCatalog, serveGuestImage, testGuest, writeJson } from "./fixtures.js";
 import {
   type CaseContext,
   errorLine,

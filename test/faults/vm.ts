@@ -1,16 +1,8 @@
 import { spawn } from "node:child_process";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  byoProject,
-  fingerprint,
-  freePort,
-  guestCatalog,
-  IMAGE,
-  serveGuestImage,
-  UP_DOWNLOADS_MANAGED_IMAGES,
-  writeJson,
-} from "./fixtures.js";
+import { freePort, pidsRunning } from "../support/processes.js";
+import { byoProject, fingerprint, guestCatalog, IMAGE, serveGuestImage, writeJson } from "./fixtures.js";
 import {
   type CaseContext,
   errorLine,
@@ -20,7 +12,7 @@ import {
   until,
   writableByOthers,
 } from "./harness.js";
-import { isAlive, listenersOf, pidsWithArg, qemuPidsOf } from "./proc.js";
+import { isAlive, listenersOf, qemuPidsOf } from "./proc.js";
 
 const BOOT_MS = 120_000;
 
@@ -78,7 +70,7 @@ const guest: Scenario = {
       a.code === 0 && b.code === 0 && qemus.length === 1,
     );
 
-    const brokerPids = await pidsWithArg(`broker\0--project-dir\0${dir}\0`);
+    const brokerPids = await pidsRunning(`broker\0--project-dir\0${dir}\0`);
     const qemuSockets = (await Promise.all(qemus.map(listenersOf))).flat();
     const brokerSockets = (await Promise.all(brokerPids.map(listenersOf))).flat();
     const expected = [`127.0.0.1:${forward}`, `127.0.0.2:${named}`];
@@ -204,13 +196,8 @@ const twoProjects: Scenario = {
     const env = { CASTRA_CATALOG: catalog };
     const names = [`faults-two-a-${process.pid}`, `faults-two-b-${process.pid}`];
     const dirs = await Promise.all(names.map((n) => ctx.dir(n)));
-    const bringUp = async (dir: string, name: string) => {
-      const castra = castraIn(ctx, dir, env);
-      if (UP_DOWNLOADS_MANAGED_IMAGES) return [await castra(["up"])];
-      await byoProject(dir, { name });
-      return [await castra(["images", "pull", IMAGE]), await castra(["up"])];
-    };
-    const results = await Promise.all(dirs.map((dir, i) => bringUp(dir, names[i] as string)));
+    // Empty directories: each `up` downloads (or waits for the other's download of) the managed image.
+    const results = await Promise.all(dirs.map((dir) => castraIn(ctx, dir, env)(["up"])));
     const counts = await Promise.all(names.map((n) => qemuPidsOf(n)));
     const verify = await Promise.all(dirs.map((dir) => castraIn(ctx, dir, env)(["images", "verify"])));
     // Both projects share the user's download cache: the disk is fetched once, and the cache re-hashes clean.
@@ -220,11 +207,11 @@ const twoProjects: Scenario = {
       dirs.map(async (dir) => (await statusJson(castraIn(ctx, dir, env))).vm.state),
     );
     const downs = await Promise.all(dirs.map((dir) => castraIn(ctx, dir, env)(["down", "--timeout", "30"])));
-    const allOk = results.flat().every((r) => r.code === 0);
+    const allOk = results.every((r) => r.code === 0);
     ctx.check(
-      `two projects at once (${UP_DOWNLOADS_MANAGED_IMAGES ? "`up`" : "`images pull` + `up`"} in each, same moment)`,
+      "two projects at once (`castra up` in each empty directory, same moment)",
       "one VM per project, both running; `images verify` exit 0 in each and for the shared download cache; disk fetched once",
-      `${results.flat().map(exitOf).join(", ")}; QEMUs ${counts.map((c) => c.length).join("+")}, states ${states.join("/")}, ` +
+      `${results.map(exitOf).join(", ")}; QEMUs ${counts.map((c) => c.length).join("+")}, states ${states.join("/")}, ` +
         `verify ${verify.map(exitOf).join("/")}, cache verify ${exitOf(cache)}, disk GETs ${fetches}, down ${downs.map(exitOf).join("/")}`,
       allOk &&
         counts.every((c) => c.length === 1) &&
