@@ -63,9 +63,14 @@ export function fsError(err: unknown, action: string, path: string): CastraError
   const code = (err as NodeJS.ErrnoException)?.code;
   const reason = err instanceof Error ? err.message : String(err);
   switch (code) {
+    case "EROFS":
+      return new CannotCreateError(`Cannot ${action}: the file system is read-only`, {
+        detail: `${path}: ${reason}`,
+        hint: `move the project to a writable disk, or remount it read-write (findmnt -T ${path})`,
+        cause: err,
+      });
     case "EACCES":
     case "EPERM":
-    case "EROFS":
       return new CannotCreateError(`Cannot ${action}: permission denied`, {
         detail: `${path}: ${reason}`,
         hint: `check the permissions of ${path} (ls -ld ${path}) or run castra as its owner`,

@@ -130,15 +130,3 @@ test("a pid file pointing at an unrelated live process: stopped, and down leaves
   assert.equal(await exists(join(dir, ".castra/run/devbox.pid")), false);
   assert.equal(await readFile(`/proc/${sleeper.pid}/cmdline`, "utf8"), "sleep\u0000600\u0000");
 });
-
-test("a managed image (the default project in an empty directory) is refused clearly for now", {
-  skip,
-}, async () => {
-  count += 1;
-  const dir = join(root, `empty${count}`);
-  await mkdir(dir);
-  const result = await castra(["up"], dir);
-  assert.equal(result.code, 70, result.stderr);
-  assert.match(result.stderr, /error: Managed images cannot be booted by this castra yet/);
-  assert.match(result.stderr, /hint: .*base_image/);
-});
