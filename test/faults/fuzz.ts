@@ -5,6 +5,9 @@ import { loadProjectFile } from "../../src/config/load.js";
 import type { Project } from "../../src/config/model.js";
 import { CastraError } from "../../src/errors.js";
 import { type CatalogEntry, loadCatalog } from "../../src/images/catalog.js";
+import { seeded } from "../support/fuzz/mutate.js";
+import { mutateCatalog } from "../support/fuzz/mutate-catalog.js";
+import { mutateToml } from "../support/fuzz/mutate-toml.js";
 import { buildImageFixture, fixtureCatalog } from "../support/image-fixtures.js";
 import {
   type CaseContext,
@@ -14,9 +17,6 @@ import {
   type RunResult,
   type Scenario,
 } from "./harness.js";
-import { seeded } from "./mutate.js";
-import { mutateCatalog } from "./mutate-catalog.js";
-import { mutateToml } from "./mutate-toml.js";
 
 /**
  * 1,000 damaged castra.toml files and 1,000 damaged catalogs through the real loaders in-process (fast),
