@@ -15,6 +15,11 @@ export interface ProgramHost {
   finished(exitCode: number): void;
 }
 
+/** Commander's own unknown-command error (not in its type declarations). */
+interface Commander {
+  unknownCommand(): never;
+}
+
 export function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number of seconds");
@@ -60,6 +65,8 @@ export function buildProgram(host: ProgramHost): Command {
       .action(async (...params: unknown[]) => {
         // Commander passes declared arguments, then options, then the command; arguments join the options.
         const self = params.at(-1) as Command;
+        // A command group given an operand it does not know (`castra images pul`): an unknown command, with a suggestion.
+        if (self.commands.length > 0 && self.args.length > 0) (self as unknown as Commander).unknownCommand();
         const opts = {
           ...self.opts(),
           ...Object.fromEntries(
@@ -160,7 +167,7 @@ export function buildProgram(host: ProgramHost): Command {
     "images",
     "pull, list, verify or prune the managed images cached in .castra/images",
     async () => (await import("./commands/images.js")).runImagesList,
-  );
+  ).allowExcessArguments(true);
   define(
     "pull",
     "download and prepare a managed image without booting (default: the ones the project uses)",

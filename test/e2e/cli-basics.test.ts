@@ -68,7 +68,10 @@ test("an unknown command exits 64, with a suggestion when one is close", async (
   const upp = await castra(["upp"], root);
   assert.equal(upp.code, 64);
   assert.match(upp.stderr, /error: unknown command 'upp'/);
-  assert.match(upp.stderr, /hint: /);
+  assert.match(upp.stderr, /hint: did you mean `castra up`\?/);
+  const pul = await castra(["images", "pul"], root);
+  assert.equal(pul.code, 64);
+  assert.match(pul.stderr, /error: unknown command 'pul'\nhint: did you mean `castra images pull`\?/);
   const prots = await castra(["prots"], root);
   assert.equal(prots.code, 64);
   assert.match(prots.stderr, /did you mean `castra ports`\?/);
