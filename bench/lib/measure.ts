@@ -34,7 +34,10 @@ export interface PairOptions {
  * Takes `runs` samples of each contender after `warmup` unrecorded rounds, alternating which goes first in
  * each round: a load spike from the rest of the machine hits both sides instead of one.
  */
-export async function compare(contenders: Contender[], options: PairOptions): Promise<Series[]> {
+export async function compare<T extends Contender[]>(
+  contenders: [...T],
+  options: PairOptions,
+): Promise<{ [K in keyof T]: Series }> {
   for (let i = 0; i < options.warmup; i++) for (const c of contenders) await c.sample();
   const samples: number[][] = contenders.map(() => []);
   for (let round = 0; round < options.runs; round++) {
@@ -43,5 +46,5 @@ export async function compare(contenders: Contender[], options: PairOptions): Pr
     if (round % 2 === 1) order.reverse();
     for (const i of order) samples[i]?.push(await (contenders[i] as Contender).sample());
   }
-  return samples.map(series);
+  return samples.map(series) as { [K in keyof T]: Series };
 }

@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startDetached, stop } from "./procs.js";
+import { firstLine, startDetached, stop } from "./procs.js";
 
 /**
  * A static file server on 127.0.0.1 in its own process, shared by castra and curl, so both download from
@@ -21,7 +21,7 @@ export async function startStaticServer(dir: string): Promise<StaticServer> {
   const argv =
     kind === "busybox"
       ? ["busybox", "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", dir]
-      : ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, String(port)];
+      : [await python(), "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, String(port)];
   const child = startDetached(argv);
   await waitForPort(port, child);
   return {
@@ -29,6 +29,14 @@ export async function startStaticServer(dir: string): Promise<StaticServer> {
     description: kind === "busybox" ? "busybox httpd" : "python3 -m http.server",
     close: () => stop(child),
   };
+}
+
+/** The interpreter itself, not a wrapper (pyenv's shim) whose pid would not be the server's. */
+async function python(): Promise<string> {
+  const line = await firstLine(["python3", "-c", "import sys; print(sys.executable)"]);
+  if (!line.startsWith("/"))
+    throw new Error("python3 is needed for the file server (or set BENCH_SERVER=busybox)");
+  return line;
 }
 
 function freePort(): Promise<number> {

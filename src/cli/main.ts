@@ -1,13 +1,26 @@
 #!/usr/bin/env node
-import { type Command, CommanderError } from "commander";
+import type { Command, CommanderError } from "commander";
 import { CastraError, ExitCode, UsageError } from "../errors.js";
 import { type IO, processIO } from "./io.js";
-import { buildProgram } from "./program.js";
+import { VERSION } from "./version.js";
 
 /** The only place that turns errors into exit codes. */
 async function main(argv: string[]): Promise<number> {
   // Whatever the user's umask, nothing castra (or QEMU under it) creates is writable by group or others.
   process.umask(process.umask(0o022) | 0o022);
+  // Answered before commander and the command table load: these cost little more than starting node.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (argv.length === 2 && argv[0] === "__metadata") {
+    const { runMetadataResponder } = await import("../metadata/command.js");
+    return runMetadataResponder(argv[1] as string);
+  }
+  const [{ CommanderError }, { buildProgram }] = await Promise.all([
+    import("commander"),
+    import("./program.js"),
+  ]);
   const controller = new AbortController();
   let io: IO | undefined;
   let exitCode = 0;

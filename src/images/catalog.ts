@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { DataError, UsageError } from "../errors.js";
-import { type DiskFormat, readCatalogOverride } from "./catalog-override.js";
+import type { DiskFormat } from "./catalog-override.js";
 
 export type { DiskFormat } from "./catalog-override.js";
 
@@ -98,6 +98,8 @@ export function imageName(entry: Pick<CatalogEntry, "id" | "version">): string {
 export async function loadCatalog(env: NodeJS.ProcessEnv): Promise<Catalog> {
   const file = env.CASTRA_CATALOG;
   if (!file) return { entries: [...BUILTIN_CATALOG] };
+  // Loaded only for a CASTRA_CATALOG file: its validator (zod) costs every other command its start-up time.
+  const { readCatalogOverride } = await import("./catalog-override.js");
   const override = await readCatalogOverride(file);
   const replaced = new Set(override.map(imageName));
   const kept = BUILTIN_CATALOG.filter((e) => !replaced.has(imageName(e)));

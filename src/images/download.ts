@@ -1,11 +1,11 @@
 import { createReadStream } from "node:fs";
 import { rm, stat } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { formatBytes } from "../config/memory.js";
 import { CastraError, DataError, InterruptedError, UnavailableError } from "../errors.js";
 import { openHttp } from "./http-get.js";
+import type { ReplyHead } from "./http-reply.js";
 import { HttpStatusError, isRetriable, networkError, TransientError } from "./network-errors.js";
 import { PartialFile } from "./partial-file.js";
 
@@ -113,7 +113,7 @@ class Session {
     });
     try {
       if (!(await this.acceptResponse(conn.res, from))) return;
-      for await (const chunk of conn.res) await this.take(chunk as Buffer);
+      await conn.readBody((chunk) => this.take(chunk));
       // A cut connection throws above; a reply that ends cleanly but short is simply another file.
       if (partial.bytes < req.size) throw mismatch(req, `${partial.bytes} bytes: the reply ended early`);
     } catch (err) {
@@ -124,7 +124,7 @@ class Session {
   }
 
   /** Checks the reply before reading its body; false when there is nothing to read (416). */
-  private async acceptResponse(res: IncomingMessage, from: number): Promise<boolean> {
+  private async acceptResponse(res: ReplyHead, from: number): Promise<boolean> {
     const { req, partial } = this;
     const status = res.statusCode ?? 0;
     if (status === 416) return false; // every byte is already here: verification decides
@@ -153,19 +153,20 @@ class Session {
     throw new HttpStatusError(status, res.statusMessage ?? "");
   }
 
-  private async take(chunk: Buffer): Promise<void> {
+  /** Hashes and stores one chunk (a view of a reused buffer: it is copied); a promise means "wait for the disk". */
+  private take(chunk: Buffer): Promise<void> | undefined {
     const { req, partial } = this;
     if (partial.bytes + chunk.length > req.size) {
       throw mismatch(req, `more than ${req.size} bytes: the server sent a different file`);
     }
-    const pending = partial.append(chunk);
-    if (pending) await pending;
+    const wait = partial.append(chunk);
     this.transferred += chunk.length;
     const now = performance.now();
     if (now - this.lastProgress >= PROGRESS_INTERVAL_MS || partial.bytes === req.size) {
       this.lastProgress = now;
       req.onEvent?.({ type: "progress", received: partial.bytes, total: req.size });
     }
+    return wait;
   }
 
   /** file: URLs (air-gapped catalogs, mirrors on a mounted disk) take the same path minus the network. */

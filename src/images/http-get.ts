@@ -1,5 +1,6 @@
-import http, { type ClientRequest, type IncomingMessage } from "node:http";
-import https from "node:https";
+import { connect as connectTcp, isIP, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
+import { BodyDecoder, framingOf, headLength, parseHead, type ReplyHead } from "./http-reply.js";
 import { StallError } from "./network-errors.js";
 
 export interface HttpOptions {
@@ -8,15 +9,25 @@ export interface HttpOptions {
   signal?: AbortSignal;
 }
 
-/** An open GET whose body is read by the caller. */
+/** Receives body bytes: `chunk` is a view of a reused buffer, valid only during the call. A promise pauses reading. */
+export type BodySink = (chunk: Buffer) => Promise<void> | undefined;
+
+/** An open GET whose head has arrived; the caller reads the body. */
 export interface HttpConnection {
-  res: IncomingMessage;
+  res: ReplyHead;
+  /** Streams the whole body into `sink`; rejects when the connection breaks before the body's end. */
+  readBody(sink: BodySink): Promise<void>;
   /** The reason a read failed: the stall this connection detected, else `err` itself. */
   explain(err: unknown): unknown;
   close(): void;
 }
 
 const MAX_REDIRECTS = 5;
+/**
+ * The socket is read into this one buffer, over and over: no allocation per read, and none of the copy Node's
+ * http module makes of every body chunk. At disk-image sizes that halves the CPU a download costs.
+ */
+const READ_BUFFER_BYTES = 1 << 20;
 
 /** Sends a GET, following redirects; the stall timeout and the abort signal cover the whole exchange. */
 export async function openHttp(
@@ -26,8 +37,8 @@ export async function openHttp(
 ): Promise<HttpConnection> {
   let target = url;
   for (let hops = 0; ; hops++) {
-    const conn = await requestOnce(target, headers, options);
-    const { statusCode = 0, headers: replyHeaders } = conn.res;
+    const conn = await new Exchange(target, headers, options).opened;
+    const { statusCode, headers: replyHeaders } = conn.res;
     const location = replyHeaders.location;
     if (statusCode < 300 || statusCode >= 400 || !location || hops >= MAX_REDIRECTS) return conn;
     conn.close();
@@ -38,39 +49,180 @@ export async function openHttp(
   }
 }
 
-function requestOnce(
-  url: string,
-  headers: Record<string, string>,
-  options: HttpOptions,
-): Promise<HttpConnection> {
-  const get = new URL(url).protocol === "https:" ? https.get : http.get;
-  let stalled: StallError | undefined;
-  let req: ClientRequest;
-  const onAbort = () => req.destroy(new Error("aborted"));
-  return new Promise((resolve, reject) => {
-    // agent: false — one connection per download; nothing lingers to keep the process alive.
-    // A large highWaterMark reads the socket in big slices: far fewer chunks to hash and batch per MiB.
-    const request = { headers, agent: false, timeout: options.stallTimeoutMs, highWaterMark: 1 << 20 };
-    req = get(url, request, (res) => {
-      resolve({
-        res,
-        explain: (err) => stalled ?? err,
-        close: () => {
-          options.signal?.removeEventListener("abort", onAbort);
-          res.destroy();
-          req.destroy();
-        },
-      });
+/** One request on its own connection (`Connection: close`), read with a fixed buffer. */
+class Exchange {
+  readonly opened: Promise<HttpConnection>;
+  private readonly socket: Socket;
+  /** head: reading the status line and headers; parked: paused until readBody; body: streaming to the sink. */
+  private phase: "head" | "parked" | "body" = "head";
+  private head: Buffer = Buffer.alloc(0);
+  private reply: ReplyHead | undefined;
+  /** Body bytes that came in with the head, copied (the read buffer is reused) until readBody. */
+  private early: Buffer = Buffer.alloc(0);
+  private decoder: BodyDecoder | undefined;
+  private sink: BodySink | undefined;
+  private stalled: StallError | undefined;
+  private settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+  private finished = false;
+  private closed = false;
+  private failure: unknown;
+
+  constructor(
+    url: string,
+    headers: Record<string, string>,
+    private readonly options: HttpOptions,
+  ) {
+    const target = new URL(url);
+    const secure = target.protocol === "https:";
+    const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
+    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const base = {
+      host,
+      port: Number(target.port) || (secure ? 443 : 80),
+      onread: { buffer, callback: (n: number) => this.onBytes(buffer.subarray(0, n)) },
+    };
+    this.socket = secure
+      ? connectTls({ ...base, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"] })
+      : connectTcp(base);
+    this.socket.setTimeout(options.stallTimeoutMs);
+    this.opened = new Promise<HttpConnection>((resolve, reject) => {
+      this.settle = { resolve: () => resolve(this.connection()), reject };
     });
-    req.on("timeout", () => {
-      stalled = new StallError(options.stallTimeoutMs);
-      req.destroy(stalled);
+    this.opened.catch(() => {}); // a failure is reported through `opened` to whoever awaits it
+    this.socket.on("timeout", () => {
+      this.stalled = new StallError(options.stallTimeoutMs);
+      this.socket.destroy(this.stalled);
     });
-    req.on("error", (err) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      reject(stalled ?? err);
+    this.socket.on("error", (err) => this.fail(this.stalled ?? err));
+    this.socket.on("close", () => this.onClose());
+    if (options.signal?.aborted) this.abort();
+    else options.signal?.addEventListener("abort", this.abort, { once: true });
+    this.socket.write(requestText(target, headers));
+  }
+
+  private readonly abort = () => this.socket.destroy(new Error("aborted"));
+
+  private connection(): HttpConnection {
+    const head = this.reply as ReplyHead;
+    return {
+      res: head,
+      readBody: (sink) => this.readBody(head, sink),
+      explain: (err) => this.stalled ?? err,
+      close: () => this.close(),
+    };
+  }
+
+  /** Returns false to pause the socket: after the head, and while the sink digests a batch. */
+  private onBytes(data: Buffer): boolean {
+    try {
+      if (this.phase === "head") return this.takeHead(data);
+      if (this.phase === "body") return this.takeBody(data);
+      this.early = Buffer.concat([this.early, data]);
+      return false;
+    } catch (err) {
+      this.socket.destroy(err as Error);
+      return false;
+    }
+  }
+
+  private takeHead(data: Buffer): boolean {
+    this.head = Buffer.concat([this.head, data]);
+    const length = headLength(this.head);
+    if (length < 0) return true;
+    this.early = Buffer.from(this.head.subarray(length));
+    this.reply = parseHead(this.head.subarray(0, length));
+    this.phase = "parked";
+    const settle = this.settle;
+    this.settle = undefined;
+    settle?.resolve();
+    return false;
+  }
+
+  private takeBody(data: Buffer): boolean {
+    const decoder = this.decoder as BodyDecoder;
+    const waits: Promise<void>[] = [];
+    const done = decoder.feed(data, (chunk) => {
+      const wait = this.sink?.(chunk);
+      if (wait) waits.push(wait);
     });
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-  });
+    if (done) {
+      Promise.all(waits).then(
+        () => this.finish(),
+        (err) => this.fail(err),
+      );
+      return false;
+    }
+    if (waits.length === 0) return true;
+    Promise.all(waits).then(
+      () => {
+        if (!this.finished) this.socket.resume();
+      },
+      (err) => this.socket.destroy(err),
+    );
+    return false;
+  }
+
+  private readBody(head: ReplyHead, sink: BodySink): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.finished) return reject(this.failure ?? new Error("the connection is closed"));
+      this.settle = { resolve, reject };
+      this.sink = sink;
+      try {
+        this.decoder = new BodyDecoder(framingOf(head));
+        this.phase = "body";
+        const early = this.early;
+        this.early = Buffer.alloc(0);
+        if (this.takeBody(early)) {
+          if (this.closed) this.onClose();
+          else this.socket.resume();
+        }
+      } catch (err) {
+        this.socket.destroy(err as Error);
+      }
+    });
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.finished || this.phase === "parked") return; // readBody decides once it has the early bytes
+    if (this.decoder?.completeAtClose) this.finish();
+    // Closed before the head, or before the body's announced end: a cut connection, worth a retry.
+    else this.fail(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.cleanUp();
+    this.settle?.resolve();
+  }
+
+  private fail(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.failure = err;
+    this.cleanUp();
+    this.settle?.reject(err);
+  }
+
+  private close(): void {
+    this.finished = true;
+    this.cleanUp();
+  }
+
+  private cleanUp(): void {
+    this.options.signal?.removeEventListener("abort", this.abort);
+    this.socket.destroy();
+  }
+}
+
+function requestText(target: URL, headers: Record<string, string>): string {
+  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`];
+  // A mirror URL may carry user:password@, which Node's http.get turned into Basic auth too.
+  if (target.username || target.password) {
+    const user = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+    lines.push(`Authorization: Basic ${Buffer.from(user).toString("base64")}`);
+  }
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  lines.push("Connection: close", "", "");
+  return lines.join("\r\n");
 }

@@ -1,10 +1,11 @@
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { type FileHandle, open, stat, truncate } from "node:fs/promises";
 import { fsError } from "../errors.js";
 
 /** Writes reach the disk in batches this large: fewer syscalls while the socket keeps filling. */
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Batches on their way to disk before append() asks the caller to wait: memory stays at a few batches. */
+const MAX_WRITES_IN_FLIGHT = 2;
 
 /**
  * A `.partial` download that is hashed as it grows: bytes already on disk are hashed once when it is
@@ -12,10 +13,13 @@ const BATCH_BYTES = 4 * 1024 * 1024;
  */
 export class PartialFile {
   private hash: Hash = createHash("sha256");
-  private batch: Buffer[] = [];
+  /** The batch being filled; full ones are written while the next fills, then reused. */
+  private batch: Buffer | undefined;
   private batchBytes = 0;
-  /** The batches on their way to disk, in order: the socket keeps filling the next one meanwhile. */
-  private writing: Promise<void> | undefined;
+  private spare: Buffer[] = [];
+  /** Writes in flight, oldest first; each starts when the one before it is done. */
+  private writes: Promise<void>[] = [];
+  private failure: unknown;
   /** Bytes hashed so far: on disk plus the batch not yet written. */
   bytes = 0;
 
@@ -48,14 +52,21 @@ export class PartialFile {
     return file;
   }
 
+  /** Reads through one reused buffer (a read stream would allocate one per chunk). */
   private async hashExisting(length: number): Promise<void> {
+    const buffer = Buffer.allocUnsafe(BATCH_BYTES);
     try {
-      for await (const chunk of createReadStream(this.path, {
-        start: 0,
-        end: length - 1,
-        highWaterMark: 1 << 20,
-      })) {
-        this.hash.update(chunk as Buffer);
+      const reader = await open(this.path, "r");
+      try {
+        for (let at = 0; at < length; ) {
+          const { bytesRead } = await reader.read(buffer, 0, Math.min(buffer.length, length - at), at);
+          if (bytesRead === 0)
+            throw Object.assign(new Error("the file shrank while it was read"), { code: "EIO" });
+          this.hash.update(buffer.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+      } finally {
+        await reader.close();
       }
     } catch (err) {
       await this.handle.close();
@@ -65,50 +76,52 @@ export class PartialFile {
   }
 
   /**
-   * Adds a chunk. A full batch goes to disk without waiting; the returned promise (await it) only makes the
-   * caller wait when the previous batch is still being written, so memory stays at a few batches.
+   * Adds a chunk, copied (it may be a view of a buffer the caller reuses). Full batches go to disk without
+   * waiting; the returned promise, when there is one, asks the caller to wait for the disk before the next.
    */
   append(chunk: Buffer): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
     this.hash.update(chunk);
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
     this.bytes += chunk.length;
-    if (this.batchBytes < BATCH_BYTES) return undefined;
-    const previous = this.writing;
-    this.queueBatch();
-    return previous;
+    for (let at = 0; at < chunk.length; ) {
+      this.batch ??= this.spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
+      const copied = chunk.copy(this.batch, this.batchBytes, at);
+      at += copied;
+      this.batchBytes += copied;
+      if (this.batchBytes === BATCH_BYTES) this.queueBatch();
+    }
+    return this.writes.length >= MAX_WRITES_IN_FLIGHT ? this.writes[0] : undefined;
   }
 
   /** Writes everything appended so far; rejects with the first write error. */
   async flush(): Promise<void> {
     if (this.batchBytes > 0) this.queueBatch();
-    await this.writing;
+    await this.writes.at(-1);
   }
 
   private queueBatch(): void {
-    const chunks = this.batch;
-    this.batch = [];
+    const buffer = this.batch as Buffer;
+    const data = buffer.subarray(0, this.batchBytes);
+    this.batch = undefined;
     this.batchBytes = 0;
-    const write = (this.writing ?? Promise.resolve()).then(() => this.writeChunks(chunks));
-    this.writing = write;
-    // A failed write stays in `writing`, so the next flush() reports it; this handler only marks it seen.
+    const write = (this.writes.at(-1) ?? Promise.resolve()).then(() => this.writeAll(data));
+    this.writes.push(write);
     write.then(
       () => {
-        if (this.writing === write) this.writing = undefined;
+        this.writes.shift();
+        this.spare.push(buffer);
       },
-      () => {},
+      // A failed write stays first in `writes`: append() and flush() report it.
+      (err) => {
+        this.failure ??= err;
+      },
     );
   }
 
-  /** One writev per batch: the chunks go to disk as they came off the socket, never copied into one buffer. */
-  private async writeChunks(chunks: Buffer[]): Promise<void> {
+  private async writeAll(data: Buffer): Promise<void> {
     try {
-      let rest = chunks;
-      while (rest.length > 0) {
-        const { bytesWritten } = await this.handle.writev(rest);
-        if (bytesWritten === 0) throw Object.assign(new Error("the disk took no bytes"), { code: "EIO" });
-        rest = dropWritten(rest, bytesWritten);
-      }
+      let offset = 0;
+      while (offset < data.length) offset += (await this.handle.write(data, offset)).bytesWritten;
     } catch (err) {
       throw fsError(err, "write the download", this.path);
     }
@@ -116,10 +129,10 @@ export class PartialFile {
 
   /** Drops everything: the server sent the whole file instead of the rest. */
   async restart(): Promise<void> {
-    this.batch = [];
     this.batchBytes = 0;
-    await this.writing?.catch(() => {});
-    this.writing = undefined;
+    await this.writes.at(-1)?.catch(() => {});
+    this.writes = [];
+    this.failure = undefined;
     this.bytes = 0;
     this.hash = createHash("sha256");
     try {
@@ -142,14 +155,4 @@ export class PartialFile {
       await this.handle.close().catch(() => {});
     }
   }
-}
-
-/** What remains of `chunks` after the first `written` bytes reached the file (a short writev). */
-function dropWritten(chunks: Buffer[], written: number): Buffer[] {
-  let skip = written;
-  let i = 0;
-  while (i < chunks.length && skip >= (chunks[i] as Buffer).length) skip -= (chunks[i++] as Buffer).length;
-  const rest = chunks.slice(i);
-  if (skip > 0 && rest[0]) rest[0] = rest[0].subarray(skip);
-  return rest;
 }

@@ -25,7 +25,8 @@ export async function readTail(path: string, count: number): Promise<{ lines: st
       position -= length;
       const chunk = await readAt(handle, position, length);
       chunks.unshift(chunk);
-      for (const byte of chunk) if (byte === 0x0a) newlines++;
+      // indexOf scans natively: a byte-by-byte loop in JS costs more than the read itself.
+      for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) newlines++;
     }
     const lines = Buffer.concat(chunks).toString("utf8").split("\n");
     if (lines.at(-1) === "") lines.pop();

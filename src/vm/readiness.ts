@@ -5,7 +5,8 @@ import { sleep } from "./process-identity.js";
 import { qmpCommand } from "./qmp.js";
 import { isOurQemu, type VmRunRecord } from "./state.js";
 
-const POLL_MS = 250;
+/** Each look reads only what the serial log gained; a short interval reports the guest ready sooner. */
+const POLL_MS = 50;
 
 export interface ReadyOptions {
   timeoutMs: number;

@@ -1,6 +1,6 @@
 import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
-import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type Project, type VmConfig } from "../../config/model.js";
+import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
 import type { QemuProfile } from "../../images/catalog.js";
 import { formatBytes } from "../../vm/preflight.js";
@@ -40,7 +40,7 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   const project = await resolveProject(ctx);
   const statuses = await projectStatus(project);
   const broker = project.broker ? await brokerStatus(project.stateDir) : undefined;
-  const hints = await profileHints(project, io.env);
+  const hints = await profileHints(statuses, io.env);
   const vms = statuses.map((s) => toJson(s, broker, hints.get(s.vm.name)));
   const anyError = statuses.some((s) => s.state === "error");
   if (opts.json) {
@@ -65,10 +65,16 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   return anyError ? ExitCode.vmError : 0;
 }
 
-/** A managed VM's CPU and memory hints from the catalog, so a stopped VM shows what `up` will give it. */
-async function profileHints(project: Project, env: NodeJS.ProcessEnv): Promise<Map<string, QemuProfile>> {
+/**
+ * A managed VM's CPU and memory hints from the catalog, so a stopped VM shows what `up` will give it.
+ * A live VM shows what its run record says, so the catalog (and its validator) is not even loaded.
+ */
+async function profileHints(statuses: VmStatus[], env: NodeJS.ProcessEnv): Promise<Map<string, QemuProfile>> {
   const hints = new Map<string, QemuProfile>();
-  const managed = project.vms.filter((vm) => vm.source.kind === "managed" && vm.source.useProfile);
+  const managed = statuses
+    .filter((s) => !["running", "starting", "shutting_down"].includes(s.state))
+    .map((s) => s.vm)
+    .filter((vm) => vm.source.kind === "managed" && vm.source.useProfile);
   if (managed.length === 0) return hints;
   const { findEntry, loadCatalog } = await import("../../images/catalog.js");
   const catalog = await loadCatalog(env).catch(() => undefined);
