@@ -124,7 +124,7 @@ test("too many CPUs and too much memory fail together; --force turns them into w
   assert.ok(err instanceof CastraError);
   assert.match(err.headline, /2 problems/);
   assert.match(err.detail ?? "", /asks for 16 CPUs; this host has 8/);
-  assert.match(err.detail ?? "", /asks for 12 GiB of memory; 8\.0 GiB of 16 GiB is available/);
+  assert.match(err.detail ?? "", /asks for 12\.0 GiB of memory; 8\.0 GiB of 16\.0 GiB is available/);
   assert.match(err.hint ?? "", /--force/);
   const forced = await preflight({ ...greedy, force: true });
   assert.equal(forced.warnings.length, 2);

@@ -1,6 +1,7 @@
 import { readFile, statfs } from "node:fs/promises";
 import { freemem, cpus as hostCpus, totalmem } from "node:os";
 import { dirname } from "node:path";
+import { formatBytes } from "../config/memory.js";
 import type { PortForward, Project, VmConfig } from "../config/model.js";
 import { describeClaim, findPortConflicts } from "../config/ports.js";
 import { CastraError, ExitCode, type ExitCodeValue } from "../errors.js";
@@ -216,15 +217,4 @@ async function existingAncestor(dir: string): Promise<string> {
   let current = dir;
   while (!(await exists(current)) && dirname(current) !== current) current = dirname(current);
   return current;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value >= 10 ? 0 : 1)} ${units[unit]}`;
 }

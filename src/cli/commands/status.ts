@@ -1,9 +1,9 @@
 import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
+import { formatBytes } from "../../config/memory.js";
 import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
 import type { QemuProfile } from "../../images/catalog.js";
-import { formatBytes } from "../../vm/preflight.js";
 import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
