@@ -5,12 +5,12 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
-import { FixtureServer } from "../../test/support/http-server.js";
+import type { FixtureServer } from "../../test/support/http-server.js";
 import {
   assertSameDisk,
-  buildImageFixture,
   fixtureCatalog,
   type ImageFixture,
+  serveImageFixture,
   writeJson,
 } from "../../test/support/image-fixtures.js";
 import { CastraError } from "../errors.js";
@@ -27,13 +27,9 @@ let catalogFile: string;
 let stateDir: string;
 
 before(async () => {
-  fixtureDir = await mkdtemp(join(tmpdir(), "castra-image-fixture-"));
-  fixture = buildImageFixture(fixtureDir);
-  server = await FixtureServer.start();
-  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd]) {
-    server.serve(`/${f.name}`, { file: f.path });
+  ({ dir: fixtureDir, fixture, server } = await serveImageFixture("castra-image-fixture-"));
+  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd])
     server.serve(`/mirror/${f.name}`, { file: f.path });
-  }
   catalogFile = writeJson(join(fixtureDir, "catalog.json"), fixtureCatalog(fixture, server.origin));
 });
 after(async () => {

@@ -4,12 +4,12 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
-import { FixtureServer } from "../../test/support/http-server.js";
+import type { FixtureServer } from "../../test/support/http-server.js";
 import {
   assertSameDisk,
-  buildImageFixture,
   fixtureCatalog,
   type ImageFixture,
+  serveImageFixture,
   writeJson,
 } from "../../test/support/image-fixtures.js";
 import { CastraError } from "../errors.js";
@@ -27,10 +27,7 @@ let root: string;
 let store: DownloadStore;
 
 before(async () => {
-  fixtureDir = await mkdtemp(join(tmpdir(), "castra-store-fixture-"));
-  fixture = buildImageFixture(fixtureDir);
-  server = await FixtureServer.start();
-  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd]) server.serve(`/${f.name}`, { file: f.path });
+  ({ dir: fixtureDir, fixture, server } = await serveImageFixture("castra-store-fixture-"));
   const catalog = fixtureCatalog(fixture, server.origin);
   // Another image made of the same bytes: it shares every blob with alpine-minimal@v1.
   catalog.images.push(...fixtureCatalog(fixture, server.origin, "twin", "v1").images);

@@ -8,12 +8,12 @@ import { join } from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
 import { formatBytes } from "../../src/config/memory.js";
 import { CASTRA_BIN, type CliResult, runCastra } from "../support/cli.js";
-import { FixtureServer } from "../support/http-server.js";
+import type { FixtureServer } from "../support/http-server.js";
 import {
   assertSameDisk,
-  buildImageFixture,
   fixtureCatalog,
   type ImageFixture,
+  serveImageFixture,
   writeJson,
 } from "../support/image-fixtures.js";
 
@@ -30,10 +30,7 @@ const blobsDir = () => join(store, "downloads", "sha256");
 const vhdPath = () => `/${fixture.vhd.name}`;
 
 before(async () => {
-  fixtureDir = await mkdtemp(join(tmpdir(), "castra-e2e-store-fixture-"));
-  fixture = buildImageFixture(fixtureDir);
-  server = await FixtureServer.start();
-  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd]) server.serve(`/${f.name}`, { file: f.path });
+  ({ dir: fixtureDir, fixture, server } = await serveImageFixture("castra-e2e-store-fixture-"));
   catalogFile = writeJson(join(fixtureDir, "catalog.json"), fixtureCatalog(fixture, server.origin));
 });
 after(async () => {

@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
 import { CASTRA_BIN, type CliResult, runCastra } from "../support/cli.js";
-import { closedPort, FixtureServer } from "../support/http-server.js";
+import { closedPort, type FixtureServer } from "../support/http-server.js";
 import {
   assertSameDisk,
-  buildImageFixture,
   fixtureCatalog,
   type ImageFixture,
+  serveImageFixture,
   writeJson,
 } from "../support/image-fixtures.js";
 
@@ -25,10 +25,7 @@ const IMAGE_DIR = join(".castra", "images", "alpine-minimal", "v1");
 const vhdPath = () => `/${fixture.vhd.name}`;
 
 before(async () => {
-  fixtureDir = await mkdtemp(join(tmpdir(), "castra-e2e-images-"));
-  fixture = buildImageFixture(fixtureDir);
-  server = await FixtureServer.start();
-  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd]) server.serve(`/${f.name}`, { file: f.path });
+  ({ dir: fixtureDir, fixture, server } = await serveImageFixture("castra-e2e-images-"));
   const catalog = fixtureCatalog(fixture, server.origin);
   // A second image no VM uses, for prune.
   catalog.images.push(...fixtureCatalog(fixture, server.origin, "spare", "v0").images);

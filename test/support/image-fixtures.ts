@@ -1,7 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FixtureServer } from "./http-server.js";
 
 /** Deterministic pseudo-random bytes (xorshift32), so fixtures are the same on every run. */
 export function seededBytes(length: number, seed: number): Buffer {
@@ -128,4 +131,15 @@ export function fixtureCatalog(
 export function writeJson(path: string, value: unknown): string {
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
   return path;
+}
+
+/** The fixture built in a fresh temp directory and served from a local server on 127.0.0.1. */
+export async function serveImageFixture(
+  prefix: string,
+): Promise<{ dir: string; fixture: ImageFixture; server: FixtureServer }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const fixture = buildImageFixture(dir);
+  const server = await FixtureServer.start();
+  for (const f of [fixture.vhd, fixture.kernel, fixture.initrd]) server.serve(`/${f.name}`, { file: f.path });
+  return { dir, fixture, server };
 }
