@@ -3,25 +3,19 @@ import { appendFile, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { projectAt } from "../../test/support/project.js";
 import type { Project } from "../config/model.js";
 import { logSources, mergeByTime, SourceFollower, tailSource } from "./logs.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-logs-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-const project: Project = {
-  name: "demo",
-  rootDir: dir,
-  configPath: join(dir, "castra.toml"),
-  synthesized: false,
-  stateDir: join(dir, ".castra"),
-  version: "0.1.0",
+const project: Project = projectAt(dir, {
   vms: [
     { name: "devbox", source: { kind: "path", path: "/b.qcow2" }, overlay: "/o.qcow2", portForwards: [] },
   ],
   broker: { port: 7070 },
-  warnings: [],
-};
+});
 
 test("sources: the broker when configured, then each VM's QEMU, serial and metadata logs (no image manager for BYO)", () => {
   assert.deepEqual(

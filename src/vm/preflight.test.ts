@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { projectAt } from "../../test/support/project.js";
 import type { Project, VmConfig } from "../config/model.js";
 import { CastraError, ExitCode } from "../errors.js";
 import { type PreflightInput, preflight } from "./preflight.js";
@@ -32,16 +33,7 @@ function input(vm: Partial<VmConfig>, extra: Partial<PreflightInput> = {}): Pref
     portForwards: [],
     ...vm,
   };
-  const project: Project = {
-    name: "demo",
-    rootDir: dir,
-    configPath: join(dir, "castra.toml"),
-    synthesized: false,
-    stateDir: join(dir, ".castra"),
-    version: "0.1.0",
-    vms: [full],
-    warnings: [],
-  };
+  const project: Project = projectAt(dir, { vms: [full] });
   return {
     project,
     vms: [

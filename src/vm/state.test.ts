@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { projectAt } from "../../test/support/project.js";
 import type { Project } from "../config/model.js";
 import { vmPaths } from "./paths.js";
 import { type VmRunRecord, vmStatus, writeJsonAtomic } from "./state.js";
@@ -17,13 +18,8 @@ after(async () => {
 
 function project(name: string): Project {
   const rootDir = join(dir, name);
-  return {
+  return projectAt(rootDir, {
     name,
-    rootDir,
-    configPath: join(rootDir, "castra.toml"),
-    synthesized: false,
-    stateDir: join(rootDir, ".castra"),
-    version: "0.1.0",
     vms: [
       {
         name: "devbox",
@@ -32,8 +28,7 @@ function project(name: string): Project {
         portForwards: [],
       },
     ],
-    warnings: [],
-  };
+  });
 }
 
 /** A live process that is not QEMU: `sleep`, with the argv /proc will report for it. */
