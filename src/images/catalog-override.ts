@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { parseMemorySize } from "../config/memory.js";
 import { DataError, fsError } from "../errors.js";
+import "../zod-messages.js";
 import type { CatalogEntry } from "./catalog.js";
 
 /** Formats `qemu_img_convert` may name; they end up in qemu-img's argv, so the list is closed. */
@@ -28,28 +29,28 @@ export function fileNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-const fileName = z.string().superRefine((name, ctx) => {
-  const problem = fileNameProblem(name);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+/** A string that `problem` has nothing to say about. */
+function checkedString(problem: (text: string) => string | undefined) {
+  return z.string().check(
+    z.superRefine((text, ctx) => {
+      const message = problem(text);
+      if (message) ctx.addIssue({ code: "custom", message });
+    }),
+  );
+}
 
-const url = z.string().superRefine((text, ctx) => {
+const fileName = checkedString(fileNameProblem);
+
+const url = checkedString((text) => {
   let protocol: string;
   try {
     protocol = new URL(text).protocol;
   } catch {
-    ctx.addIssue({
-      code: "custom",
-      message: "must be an absolute URL (https://..., http://... or file:///...)",
-    });
-    return;
+    return "must be an absolute URL (https://..., http://... or file:///...)";
   }
-  if (!["http:", "https:", "file:"].includes(protocol)) {
-    ctx.addIssue({
-      code: "custom",
-      message: `must use http, https or file, not ${protocol.replace(/:$/, "")}`,
-    });
-  }
+  if (!["http:", "https:", "file:"].includes(protocol))
+    return `must use http, https or file, not ${protocol.replace(/:$/, "")}`;
+  return undefined;
 });
 
 const format = z.enum(DISK_FORMATS, { error: `must be one of ${DISK_FORMATS.join(", ")}` });
@@ -69,65 +70,84 @@ const artifact = z.strictObject({
   url,
   sha256: z
     .string({ error: "is required: the sha256 of the downloaded file, 64 hex digits" })
-    .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (the sha256 of the downloaded file)")
-    .transform((s) => s.toLowerCase()),
+    .check(
+      z.regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (the sha256 of the downloaded file)"),
+      z.toLowerCase(),
+    ),
   size: z
     .number({ error: "is required: the size of the downloaded file in bytes" })
-    .int("must be a whole number of bytes")
-    .positive("must be a positive number of bytes"),
+    .check(
+      z.refine(Number.isInteger, "must be a whole number of bytes"),
+      z.positive("must be a positive number of bytes"),
+    ),
   final_name: fileName,
-  transforms: z.array(transform).default([]),
+  transforms: z._default(z.array(transform), []),
 });
 
-const memory = z
-  .union([z.number().int().positive(), z.string()], {
-    error: 'must be a number of bytes or a size like "512 MiB"',
-  })
-  .transform((value, ctx) => {
-    if (typeof value === "number") return value;
-    try {
-      return parseMemorySize(value);
-    } catch (err) {
-      ctx.addIssue({ code: "custom", message: (err as Error).message });
-      return z.NEVER;
-    }
-  });
+/** Bytes, or a size such as "512 MiB"; the message says why a size does not parse. */
+function memoryProblem(value: number | string): string | undefined {
+  if (typeof value === "number") return undefined;
+  try {
+    parseMemorySize(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const memory = z.pipe(
+  z
+    .union([z.int().check(z.positive()), z.string()], {
+      error: 'must be a number of bytes or a size like "512 MiB"',
+    })
+    .check(
+      z.superRefine((value, ctx) => {
+        const message = memoryProblem(value);
+        if (message) ctx.addIssue({ code: "custom", message });
+      }),
+    ),
+  z.transform((value: number | string) => (typeof value === "number" ? value : parseMemorySize(value))),
+);
 
 const profile = z.strictObject({
-  kernel: z.literal("kernel", { error: 'must be "kernel" (the artifact kind passed as -kernel)' }).optional(),
-  initrd: z.literal("initrd", { error: 'must be "initrd" (the artifact kind passed as -initrd)' }).optional(),
-  append: z.string().optional(),
-  machine: z.string().optional(),
-  cpus: z.number().int().positive().optional(),
-  memory: memory.optional(),
-  disk_interface: z
-    .string()
-    .regex(/^[a-z0-9-]+$/, "must be a QEMU drive interface such as virtio or ide")
-    .optional(),
-  ready_pattern: z.string().min(1).optional(),
-  metadata: z.enum(["ec2", "none"], { error: 'must be "ec2" or "none"' }).optional(),
-  login_user: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name such as alpine")
-    .optional(),
+  kernel: z.optional(
+    z.literal("kernel", { error: 'must be "kernel" (the artifact kind passed as -kernel)' }),
+  ),
+  initrd: z.optional(
+    z.literal("initrd", { error: 'must be "initrd" (the artifact kind passed as -initrd)' }),
+  ),
+  append: z.optional(z.string()),
+  machine: z.optional(z.string()),
+  cpus: z.optional(z.int().check(z.positive())),
+  memory: z.optional(memory),
+  disk_interface: z.optional(
+    z.string().check(z.regex(/^[a-z0-9-]+$/, "must be a QEMU drive interface such as virtio or ide")),
+  ),
+  ready_pattern: z.optional(z.string().check(z.minLength(1))),
+  metadata: z.optional(z.enum(["ec2", "none"], { error: 'must be "ec2" or "none"' })),
+  login_user: z.optional(
+    z.string().check(z.regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name such as alpine")),
+  ),
 });
 
 /** Ids and versions: one plain directory level, so no `/` and no `..` anywhere in them. */
-const directoryName = z
-  .string()
-  .regex(IMAGE_ID, "must be letters, digits, `.`, `_` or `-` (it becomes a directory name)")
-  .refine((name) => !name.includes(".."), "must not contain `..` (it becomes a directory name)");
+const directoryName = z.string().check(
+  z.regex(IMAGE_ID, "must be letters, digits, `.`, `_` or `-` (it becomes a directory name)"),
+  z.refine((name) => !name.includes(".."), "must not contain `..` (it becomes a directory name)"),
+);
 
 const entry = z
   .strictObject({
     id: directoryName,
     version: directoryName,
-    artifacts: z.array(artifact).min(1, "must list at least the root_disk artifact"),
-    profile: profile.default({}),
+    artifacts: z.array(artifact).check(z.minLength(1, "must list at least the root_disk artifact")),
+    profile: z._default(profile, {}),
   })
-  .superRefine((e, ctx) => {
-    for (const issue of entryProblems(e)) ctx.addIssue({ code: "custom", ...issue });
-  });
+  .check(
+    z.superRefine((e, ctx) => {
+      for (const issue of entryProblems(e as CatalogEntry)) ctx.addIssue({ code: "custom", ...issue });
+    }),
+  );
 
 const catalogFile = z.strictObject({ images: z.array(entry, { error: "must be a list of image entries" }) });
 

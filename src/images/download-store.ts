@@ -1,9 +1,10 @@
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { type Placement, placeFile, syncDirectory, syncFile } from "./file-placement.js";
 import { sha256File } from "./manifest.js";
+import "../zod-messages.js";
 
 /**
  * The per-user download cache (DESIGN.md, "Project state"): verified downloads named by their sha256,
@@ -53,8 +54,8 @@ export interface StoredBlob {
 const SHA256 = /^[0-9a-f]{64}$/;
 const recordSchema = z.object({
   format: z.literal(1),
-  sha256: z.string().regex(SHA256),
-  size: z.number().int().nonnegative(),
+  sha256: z.string().check(z.regex(SHA256)),
+  size: z.int().check(z.nonnegative()),
   url: z.string(),
   fetched_at: z.string(),
   last_used_at: z.string(),

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { open, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { fsError } from "../errors.js";
+import "../zod-messages.js";
 import {
   type Artifact,
   type ArtifactKind,
@@ -44,8 +45,8 @@ export interface Manifest {
   artifacts: ManifestArtifact[];
 }
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
-const count = z.number().int().nonnegative();
+const sha256 = z.string().check(z.regex(/^[0-9a-f]{64}$/));
+const count = z.int().check(z.nonnegative());
 const manifestSchema = z.object({
   format: z.literal(1),
   image: z.string(),
@@ -60,7 +61,7 @@ const manifestSchema = z.object({
       fetched_from: z.string(),
       source_sha256: sha256,
       source_size: count,
-      final_name: z.string().regex(/^[^/\\]+$/),
+      final_name: z.string().check(z.regex(/^[^/\\]+$/)),
       final_sha256: sha256,
       final_size: count,
       stamp: z.object({ size: count, mtime_ms: z.number() }),
