@@ -86,6 +86,8 @@ export async function describeMachine(facts: RunFacts): Promise<string> {
     `- work directory ${facts.workDir} on ${await firstLine(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", facts.workDir])}`,
     `- node ${process.version}; ${await firstLine(["qemu-system-x86_64", "--version"])}; ${(await firstLine(["curl", "--version"])).split(" ").slice(0, 2).join(" ")}`,
     `- file server: ${facts.server} on 127.0.0.1`,
+    // Node reads this file on every start, before any of castra's code (about 40 ms on the machine of RESULTS.md).
+    `- NODE_EXTRA_CA_CERTS: ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS})` : "not set"}`,
     `- load average (1, 5, 15 min) before: ${load(facts.loadBefore)}; after: ${load(facts.loadAfter)}`,
     `- ${facts.runs} measured runs per side after ${facts.warmup} warm-up, sides alternating; run on ${facts.startedAt.toISOString()}, took ${Math.round(facts.seconds)} s`,
   ];
