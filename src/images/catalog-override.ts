@@ -84,29 +84,20 @@ const artifact = z.strictObject({
   transforms: z._default(z.array(transform), []),
 });
 
-/** Bytes, or a size such as "512 MiB"; the message says why a size does not parse. */
-function memoryProblem(value: number | string): string | undefined {
-  if (typeof value === "number") return undefined;
-  try {
-    parseMemorySize(value);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
+/** Bytes, or a size such as "512 MiB"; a size that does not parse says why. */
 const memory = z.pipe(
-  z
-    .union([z.int().check(z.positive()), z.string()], {
-      error: 'must be a number of bytes or a size like "512 MiB"',
-    })
-    .check(
-      z.superRefine((value, ctx) => {
-        const message = memoryProblem(value);
-        if (message) ctx.addIssue({ code: "custom", message });
-      }),
-    ),
-  z.transform((value: number | string) => (typeof value === "number" ? value : parseMemorySize(value))),
+  z.union([z.int().check(z.positive()), z.string()], {
+    error: 'must be a number of bytes or a size like "512 MiB"',
+  }),
+  z.transform((value: number | string, payload) => {
+    if (typeof value === "number") return value;
+    try {
+      return parseMemorySize(value);
+    } catch (err) {
+      payload.issues.push({ code: "custom", message: (err as Error).message, input: value });
+      return z.NEVER;
+    }
+  }),
 );
 
 const profile = z.strictObject({
