@@ -47,6 +47,8 @@ async function downloadVsCurl(bench: Bench, server: StaticServer): Promise<[RowR
   const env = castraEnv(catalog);
   const curlDir = join(bench.work, "curl");
   await mkdir(curlDir);
+  const curlOut = join(curlDir, "artifact.bin");
+  const curlArgv = ["curl", "-sS", "--fail", "-o", curlOut, url];
   const peaks: number[] = [];
   const mbPerSecond = (ms: number) => artifact.size / MB / (ms / 1000);
   // The same command on a cached image: castra's fixed cost (node, modules, catalog, lock), no transfer.
@@ -81,20 +83,18 @@ async function downloadVsCurl(bench: Bench, server: StaticServer): Promise<[RowR
       {
         name: "curl",
         sample: async () => {
-          await settle(join(curlDir, "artifact.bin"));
-          const out = join(curlDir, "artifact.bin");
-          return mbPerSecond((await mustRun(["curl", "-sS", "--fail", "-o", out, url])).ms);
+          await settle(curlOut);
+          return mbPerSecond((await mustRun(curlArgv)).ms);
         },
       },
       {
         // The same work as castra: download, then verify the sha256 (openssl uses the SHA extensions).
         name: "curl, then openssl dgst",
         sample: async () => {
-          await settle(join(curlDir, "artifact.bin"));
-          const out = join(curlDir, "artifact.bin");
+          await settle(curlOut);
           const started = performance.now();
-          await mustRun(["curl", "-sS", "--fail", "-o", out, url]);
-          await mustRun(["openssl", "dgst", "-sha256", out]);
+          await mustRun(curlArgv);
+          await mustRun(["openssl", "dgst", "-sha256", curlOut]);
           return mbPerSecond(performance.now() - started);
         },
       },
@@ -107,7 +107,7 @@ async function downloadVsCurl(bench: Bench, server: StaticServer): Promise<[RowR
     ],
     { warmup: bench.warmup, runs: bench.runs },
   );
-  await settle(join(dir, ".castra"), join(curlDir, "artifact.bin"), join(cachedDir, ".castra"));
+  await settle(join(dir, ".castra"), curlOut, join(cachedDir, ".castra"));
   const fixedMs = cached.median;
   const castraMs = (artifact.size / MB / castra.median) * 1000;
   const streaming = mbPerSecond(castraMs - fixedMs);
