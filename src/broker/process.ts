@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
 import { open, rm } from "node:fs/promises";
 import { fsError, LaunchError } from "../errors.js";
-import { readTailLines } from "../vm/log-tail.js";
+import { readTailLines } from "../host/log-tail.js";
+import { signalIfOurs, sleep, waitForExit } from "../host/process.js";
 import { projectPaths } from "../vm/paths.js";
-import { signalIfOurs, sleep, waitForExit } from "../vm/process-identity.js";
 import { type BrokerRecord, readBrokerState, writeBrokerRecord } from "./state.js";
 
 const START_TIMEOUT_MS = 15_000;

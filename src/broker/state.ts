@@ -1,7 +1,6 @@
-import { readFile } from "node:fs/promises";
+import { readJsonFile, writeJsonAtomic } from "../host/files.js";
+import { runsArgv } from "../host/process.js";
 import { projectPaths } from "../vm/paths.js";
-import { runsArgv } from "../vm/process-identity.js";
-import { writeJsonAtomic } from "../vm/state.js";
 
 /** run/broker.pid, written by `up`: the process it started, so only that process is ever signalled. */
 export interface BrokerRecord {
@@ -29,20 +28,12 @@ export interface BrokerStatus {
 /** Per VM, as `status` shows it. */
 export type VmBrokerState = "waiting" | "reachable" | "offline";
 
-async function readJson<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 export function readBrokerRecord(stateDir: string): Promise<BrokerRecord | undefined> {
-  return readJson<BrokerRecord>(projectPaths({ stateDir }).brokerPidFile);
+  return readJsonFile<BrokerRecord>(projectPaths({ stateDir }).brokerPidFile);
 }
 
 export function readBrokerState(stateDir: string): Promise<BrokerState | undefined> {
-  return readJson<BrokerState>(projectPaths({ stateDir }).brokerStateFile);
+  return readJsonFile<BrokerState>(projectPaths({ stateDir }).brokerStateFile);
 }
 
 export function writeBrokerState(stateDir: string, state: BrokerState): Promise<void> {

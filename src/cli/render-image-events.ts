@@ -1,5 +1,5 @@
 import { isAbsolute, relative } from "node:path";
-import { formatBytes } from "../config/memory.js";
+import { formatBytes } from "../host/bytes.js";
 import { describeKind } from "../images/catalog.js";
 import type { ImageEvent } from "../images/events.js";
 import type { IO, LiveRegion } from "./io.js";

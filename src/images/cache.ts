@@ -1,7 +1,7 @@
 import { readdir, rm, rmdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fsError } from "../errors.js";
-import { acquireLock, type Lock } from "../lock.js";
+import { acquireLock, type Lock } from "../host/lock.js";
 import { imageLockPath } from "./ensure-image.js";
 import { type Manifest, readManifest, sha256File } from "./manifest.js";
 

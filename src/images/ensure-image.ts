@@ -1,7 +1,7 @@
 import { join } from "node:path";
-import { ensureDir } from "../ensure-dir.js";
 import { CastraError, fsError, InterruptedError, UsageError } from "../errors.js";
-import { acquireLock } from "../lock.js";
+import { ensureDir } from "../host/files.js";
+import { acquireLock } from "../host/lock.js";
 import {
   type ArtifactKind,
   type CatalogEntry,

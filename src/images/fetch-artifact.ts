@@ -1,7 +1,7 @@
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { formatBytes } from "../config/memory.js";
 import { UnavailableError } from "../errors.js";
+import { formatBytes } from "../host/bytes.js";
 import { type Artifact, type CatalogEntry, describeKind, downloadUrl, imageName } from "./catalog.js";
 import { download } from "./download.js";
 import type { DownloadStore } from "./download-store.js";

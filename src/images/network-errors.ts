@@ -1,5 +1,5 @@
-import { formatBytes } from "../config/memory.js";
 import { UnavailableError } from "../errors.js";
+import { formatBytes } from "../host/bytes.js";
 
 /** An HTTP reply other than 200/206/416 (after redirects). */
 export class HttpStatusError extends Error {

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { CastraError, LockTimeoutError } from "../errors.js";
-import { acquireLock, type Lock } from "../lock.js";
+import { acquireLock, type Lock } from "../host/lock.js";
 import { type Artifact, type ArtifactKind, describeKind } from "./catalog.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";

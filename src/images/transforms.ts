@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { open, rm, truncate } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { DataError, fsError, InterruptedError, IoError, ToolMissingError } from "../errors.js";
-import { findOnPath, QEMU_IMG } from "../vm/host-tools.js";
+import { findOnPath, QEMU_IMG } from "../host/tools.js";
 import type { Artifact, DiskFormat, Transform } from "./catalog.js";
 import { unshareFile } from "./file-placement.js";
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { DataError, fsError } from "../errors.js";
-import { writeJsonAtomic } from "./state.js";
+import { writeJsonAtomic } from "../host/files.js";
 
 /**
  * The base image an overlay was created on, recorded beside the overlay (`<overlay>.base.json`). A qcow2

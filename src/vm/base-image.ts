@@ -1,8 +1,8 @@
 import type { MetadataFlavour, Project, VmConfig } from "../config/model.js";
 import { DataError } from "../errors.js";
+import { runTool } from "../host/tools.js";
 import type { MaterialisedImage } from "../images/ensure-image.js";
 import type { ImageEvent } from "../images/events.js";
-import { runTool } from "./host-tools.js";
 
 /** How a base image wants to be booted; filled from the catalog profile for managed images. */
 export interface BootProfile {

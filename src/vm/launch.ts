@@ -2,16 +2,17 @@ import { spawn } from "node:child_process";
 import { open, rm } from "node:fs/promises";
 import type { Project, VmConfig } from "../config/model.js";
 import { fsError, LaunchError } from "../errors.js";
+import { writeJsonAtomic } from "../host/files.js";
+import { readTailLines } from "../host/log-tail.js";
+import { sleep } from "../host/process.js";
+import type { HostTools } from "../host/tools.js";
 import type { Accelerator } from "./accel.js";
 import type { ResolvedBaseImage } from "./base-image.js";
 import type { GuestNetworkPlan, SshEndpoint } from "./guest-access.js";
-import type { HostTools } from "./host-tools.js";
-import { readTailLines } from "./log-tail.js";
 import type { VmPaths } from "./paths.js";
-import { sleep } from "./process-identity.js";
 import { buildQemuArgs, vmResources } from "./qemu-args.js";
 import { QmpClient } from "./qmp.js";
-import { removeRuntimeFiles, type VmRunRecord, writeJsonAtomic } from "./state.js";
+import { removeRuntimeFiles, type VmRunRecord } from "./state.js";
 
 /** QEMU opens its QMP socket before the guest runs a single instruction; this only bounds a stuck host. */
 const STARTUP_TIMEOUT_MS = 60_000;

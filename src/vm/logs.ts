@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import type { Project } from "../config/model.js";
-import { readFrom, readTail } from "./log-tail.js";
+import { readFrom, readTail } from "../host/log-tail.js";
 import { projectPaths, vmPaths } from "./paths.js";
 
 /** One log file and the prefix its lines carry in `castra logs`. */

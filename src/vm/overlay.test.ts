@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CastraError, ExitCode } from "../errors.js";
+import { findOnPath } from "../host/tools.js";
 import { inspectBaseImage, readImageInfo } from "./base-image.js";
-import { findOnPath } from "./host-tools.js";
 import { ensureOverlay } from "./overlay.js";
 
 const qemuImg = await findOnPath("qemu-img");

@@ -1,10 +1,9 @@
 import { dirname, resolve } from "node:path";
-import { ensureDir } from "../ensure-dir.js";
 import { CannotCreateError, DataError, fsError } from "../errors.js";
+import { ensureDir, exists } from "../host/files.js";
+import { runTool } from "../host/tools.js";
 import { checkBaseIdentity, recordBaseIdentity } from "./base-identity.js";
 import { type ResolvedBaseImage, readImageInfo } from "./base-image.js";
-import { runTool } from "./host-tools.js";
-import { exists } from "./state.js";
 
 export type OverlayOutcome = "created" | "reused";
 

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
-import { ensureDir } from "../ensure-dir.js";
 import { CannotCreateError, fsError } from "../errors.js";
+import { ensureDir } from "../host/files.js";
 
 /** Where each runtime and log file of one VM lives (DESIGN.md "Project state"). */
 export interface VmPaths {

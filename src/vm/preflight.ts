@@ -1,15 +1,15 @@
 import { readFile, statfs } from "node:fs/promises";
 import { freemem, cpus as hostCpus, totalmem } from "node:os";
 import { dirname } from "node:path";
-import { formatBytes } from "../config/memory.js";
 import type { PortForward, Project, VmConfig } from "../config/model.js";
 import { describeClaim, findPortConflicts } from "../config/ports.js";
 import { CastraError, ExitCode, type ExitCodeValue } from "../errors.js";
+import { formatBytes } from "../host/bytes.js";
+import { exists } from "../host/files.js";
+import { findOnPath, type HostTools, QEMU_IMG, QEMU_SYSTEM, toolMissingError } from "../host/tools.js";
 import type { BaseImageLocation } from "./base-image.js";
 import { findPortHolder, probePort } from "./host-ports.js";
-import { findOnPath, type HostTools, QEMU_IMG, QEMU_SYSTEM, toolMissingError } from "./host-tools.js";
 import type { VmResources } from "./qemu-args.js";
-import { exists } from "./state.js";
 
 /** A qcow2 overlay starts small but grows with every guest write; less than this free is asking for trouble. */
 export const MIN_FREE_DISK_BYTES = 512 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import type { Project } from "../config/model.js";
 import { InterruptedError } from "../errors.js";
-import { acquireLock, type Lock, type LockHolder } from "../lock.js";
+import { acquireLock, type Lock, type LockHolder } from "../host/lock.js";
 import { projectPaths } from "./paths.js";
 
 /**

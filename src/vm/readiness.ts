@@ -1,7 +1,7 @@
 import { InterruptedError, LaunchError } from "../errors.js";
+import { readFrom, readTailLines } from "../host/log-tail.js";
+import { sleep } from "../host/process.js";
 import { qemuFailure } from "./launch.js";
-import { readFrom, readTailLines } from "./log-tail.js";
-import { sleep } from "./process-identity.js";
 import { qmpCommand } from "./qmp.js";
 import { isOurQemu, type VmRunRecord } from "./state.js";
 

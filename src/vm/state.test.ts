@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { projectAt } from "../../test/support/project.js";
 import type { Project } from "../config/model.js";
+import { writeJsonAtomic } from "../host/files.js";
 import { vmPaths } from "./paths.js";
-import { type VmRunRecord, vmStatus, writeJsonAtomic } from "./state.js";
+import { type VmRunRecord, vmStatus } from "./state.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-state-"));
 const children: ChildProcess[] = [];

@@ -1,12 +1,12 @@
-import { access, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { readFile, rm } from "node:fs/promises";
 import type { Project, VmConfig } from "../config/model.js";
 import { fsError } from "../errors.js";
+import { exists } from "../host/files.js";
+import { readTailLines, scanFileFor } from "../host/log-tail.js";
+import { isAlive, runsArgv } from "../host/process.js";
 import type { Accelerator } from "./accel.js";
 import type { SshEndpoint } from "./guest-access.js";
-import { readTailLines, scanFileFor } from "./log-tail.js";
 import { type VmPaths, vmPaths } from "./paths.js";
-import { isAlive, runsArgv } from "./process-identity.js";
 
 export type VmState = "stopped" | "starting" | "running" | "shutting_down" | "error";
 
@@ -55,18 +55,6 @@ export async function readRunRecord(pidFile: string): Promise<VmRunRecord | unde
   }
 }
 
-/** Written atomically (temp file + rename) so a reader never sees half a record. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw fsError(err, `write ${basename(path)}`, path);
-  }
-}
-
 /**
  * Removes the pid file, the shutting-down marker, the QMP socket and the metadata responder's configuration
  * (its token secret must not outlive the VM) of a VM that no longer runs.
@@ -106,15 +94,6 @@ export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus
 
 export function projectStatus(project: Project): Promise<VmStatus[]> {
   return Promise.all(project.vms.map((vm) => vmStatus(project, vm)));
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Whether the ready pattern has appeared on the serial console of the current boot. */

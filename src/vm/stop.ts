@@ -1,8 +1,9 @@
 import { LaunchError } from "../errors.js";
+import { writeJsonAtomic } from "../host/files.js";
+import { signalIfOurs, waitForExit } from "../host/process.js";
 import type { VmPaths } from "./paths.js";
-import { signalIfOurs, waitForExit } from "./process-identity.js";
 import { qmpCommand } from "./qmp.js";
-import { isOurQemu, removeRuntimeFiles, type VmRunRecord, writeJsonAtomic } from "./state.js";
+import { isOurQemu, removeRuntimeFiles, type VmRunRecord } from "./state.js";
 
 const SIGTERM_GRACE_MS = 10_000;
 const SIGKILL_GRACE_MS = 5_000;

@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
-import { formatBytes } from "../../src/config/memory.js";
+import { formatBytes } from "../../src/host/bytes.js";
 import { CASTRA_BIN, type CliResult, runCastra } from "../support/cli.js";
 import type { FixtureServer } from "../support/http-server.js";
 import {

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { writeJsonAtomic } from "../../src/host/files.js";
 import type { SshEndpoint } from "../../src/vm/guest-access.js";
 import { vmPaths } from "../../src/vm/paths.js";
-import { type VmRunRecord, writeJsonAtomic } from "../../src/vm/state.js";
+import type { VmRunRecord } from "../../src/vm/state.js";
 
 /**
  * Makes castra see `vm` of the project in `rootDir` as running without QEMU: a live `sleep` stands in for

@@ -1,8 +1,9 @@
 import { stopBroker } from "../../broker/process.js";
 import { brokerStatus } from "../../broker/state.js";
+import { exists } from "../../host/files.js";
 import { projectPaths } from "../../vm/paths.js";
 import { lockProject } from "../../vm/project-lock.js";
-import { exists, projectStatus, removeRuntimeFiles, type VmStatus } from "../../vm/state.js";
+import { projectStatus, removeRuntimeFiles, type VmStatus } from "../../vm/state.js";
 import { type StopEvent, type StoppedBy, stopVm } from "../../vm/stop.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";

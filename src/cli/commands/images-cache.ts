@@ -1,10 +1,10 @@
 import { basename } from "node:path";
-import { formatBytes } from "../../config/memory.js";
 import { DataError, fsError, LockTimeoutError } from "../../errors.js";
+import { formatBytes } from "../../host/bytes.js";
+import { acquireLock, type Lock } from "../../host/lock.js";
 import { loadCatalog } from "../../images/catalog.js";
 import { DownloadStore, type StoredBlob } from "../../images/download-store.js";
 import { blobProblem, catalogReferences, lastUsed, pruneCandidates } from "../../images/store-inventory.js";
-import { acquireLock, type Lock } from "../../lock.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { confirmDeletion, formatDate, plural } from "./images-shared.js";

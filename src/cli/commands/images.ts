@@ -1,7 +1,7 @@
 import { join } from "node:path";
-import { formatBytes } from "../../config/memory.js";
 import type { Project } from "../../config/model.js";
 import { DataError, UsageError } from "../../errors.js";
+import { formatBytes } from "../../host/bytes.js";
 import {
   type CachedImage,
   listCachedImages,

@@ -3,8 +3,8 @@ import { link, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { CONFIG_FILE_NAME } from "../../config/discover.js";
 import { starterConfig } from "../../config/starter.js";
-import { ensureDir } from "../../ensure-dir.js";
 import { CannotCreateError, fsError, UsageError } from "../../errors.js";
+import { ensureDir, exists } from "../../host/files.js";
 import type { CommandContext } from "../context.js";
 
 export interface InitOptions {
@@ -98,11 +98,4 @@ function alreadyExists(shown: string, output?: string): CannotCreateError {
     detail: "castra init does not overwrite a castra.toml without --force.",
     hint: `castra init --force${output ? ` -o ${output}` : ""} (replaces it with the starter file)`,
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

@@ -1,8 +1,8 @@
 import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
-import { formatBytes } from "../../config/memory.js";
 import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
+import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog.js";
 import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ExitCode, LockTimeoutError } from "./errors.js";
+import { ExitCode, LockTimeoutError } from "../errors.js";
 import { acquireLock } from "./lock.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-lock-"));
@@ -58,4 +58,18 @@ test("a waiter gets the lock as soon as the holder releases it", async () => {
   setTimeout(() => void first.release(), 200);
   const second = await acquireLock(path, { purpose: "image", timeoutMs: 5000 });
   await second.release();
+});
+
+test("a holder whose pid now runs another program (a reused pid) is taken over at once", async () => {
+  const path = join(dir, "reused.lock");
+  const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+  try {
+    const argv = ["node", "/usr/lib/castra.js", "up"];
+    await writeFile(path, JSON.stringify({ pid: sleeper.pid, purpose: "castra up", since: "then", argv }));
+    const lock = await acquireLock(path, { purpose: "project", timeoutMs: 300 });
+    assert.equal(JSON.parse(await readFile(path, "utf8")).pid, process.pid);
+    await lock.release();
+  } finally {
+    sleeper.kill("SIGKILL");
+  }
 });

@@ -1,10 +1,13 @@
 import { open, readFile, rm, stat } from "node:fs/promises";
-import { fsError, LockTimeoutError } from "./errors.js";
+import { fsError, LockTimeoutError } from "../errors.js";
+import { isAlive, processArgv, runsArgv } from "./process.js";
 
 export interface LockHolder {
   pid: number;
   purpose: string;
   since: string;
+  /** The holder's command line, so a pid reused by another program is not taken for the holder. */
+  argv?: string[];
 }
 
 export interface LockOptions {
@@ -23,15 +26,6 @@ export interface Lock {
 
 const POLL_MS = 100;
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 async function readHolder(path: string): Promise<LockHolder | undefined> {
   try {
     const parsed = JSON.parse(await readFile(path, "utf8")) as Partial<LockHolder>;
@@ -47,7 +41,12 @@ async function readHolder(path: string): Promise<LockHolder | undefined> {
  */
 export async function acquireLock(path: string, options: LockOptions): Promise<Lock> {
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-  const me: LockHolder = { pid: process.pid, purpose: options.purpose, since: new Date().toISOString() };
+  const me: LockHolder = {
+    pid: process.pid,
+    purpose: options.purpose,
+    since: new Date().toISOString(),
+    argv: await processArgv(process.pid),
+  };
   let announced = false;
   for (;;) {
     try {
@@ -60,7 +59,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
         throw fsError(err, `create the lock ${path}`, path);
     }
     const holder = await readHolder(path);
-    if (holder && holder.pid !== process.pid && isAlive(holder.pid)) {
+    if (holder && holder.pid !== process.pid && (await holderRuns(holder))) {
       if (!announced) options.onWait?.(holder);
       announced = true;
       if (Date.now() >= deadline) {
@@ -80,6 +79,11 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
     if (options.signal?.aborted) throw options.signal.reason;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+}
+
+/** The same identity check as a VM's: the recorded pid still runs the recorded command line. */
+function holderRuns(holder: LockHolder): Promise<boolean> {
+  return holder.argv ? runsArgv(holder.pid, holder.argv) : isAlive(holder.pid);
 }
 
 async function mtimeMs(path: string): Promise<number> {

@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { runTool } from "./host-tools.js";
 
 /** Is `pid` a live process (a zombie counts as gone)? */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -23,6 +22,8 @@ export async function processArgv(pid: number): Promise<string[] | undefined> {
     return (text.endsWith("\0") ? text.slice(0, -1) : text).split("\0");
   }
   // Elsewhere `ps` prints the command line joined by spaces: compared joined, too.
+  // Loaded here only: child_process costs every command its start-up time.
+  const { runTool } = await import("./tools.js");
   const out = await runTool("ps", ["-o", "args=", "-p", String(pid)]).catch(() => undefined);
   const line = out?.stdout.trim();
   return line ? [line] : undefined;

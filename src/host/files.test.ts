@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ensureDir } from "./ensure-dir.js";
+import { ensureDir } from "./files.js";
 
-const dir = await mkdtemp(join(tmpdir(), "castra-ensure-dir-"));
+const dir = await mkdtemp(join(tmpdir(), "castra-files-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
 test("creates every missing level with the mode, and accepts an existing directory", async () => {
@@ -19,7 +19,7 @@ test("creates every missing level with the mode, and accepts an existing directo
 
 test("on a read-only mount the error is EROFS, not ENOENT", (t) => {
   if (spawnSync("unshare", ["-m", "true"]).status !== 0) return t.skip("needs unshare -m (root)");
-  const module = fileURLToPath(new URL("./ensure-dir.ts", import.meta.url));
+  const module = fileURLToPath(new URL("./files.ts", import.meta.url));
   // In a private mount namespace: `dir` bind-mounted read-only over itself, then ensureDir below it.
   const script = `import(${JSON.stringify(module)}).then((m) => m.ensureDir(process.argv[1] + "/x/y")).then(() => console.log("made"), (e) => console.log(e.code))`;
   const result = spawnSync(
