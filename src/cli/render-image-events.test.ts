@@ -22,8 +22,24 @@ const pipeline: ImageEvent[] = [
   { type: "progress", image, artifact: "root_disk", received: 122 * MIB, total: 122 * MIB },
   { type: "download-done", image, artifact: "root_disk", bytes: 82 * MIB, seconds: 3.2 },
   { type: "verified", image, artifact: "root_disk", sha256: "ab".repeat(32), bytes: 122 * MIB },
-  { type: "transform", image, artifact: "root_disk", name: "strip_vhd_footer", from: "vhd", to: "raw" },
-  { type: "transform", image, artifact: "root_disk", name: "qemu_img_convert", from: "raw", to: "qcow2" },
+  {
+    type: "transform",
+    image,
+    artifact: "root_disk",
+    name: "strip_vhd_footer",
+    from: "vhd",
+    to: "raw",
+    summary: "Stripped the VHD footer",
+  },
+  {
+    type: "transform",
+    image,
+    artifact: "root_disk",
+    name: "qemu_img_convert",
+    from: "raw",
+    to: "qcow2",
+    summary: "Converted raw → qcow2",
+  },
   { type: "ready", image, dir: "/p/.castra/images/alpine-minimal/v1", files: {} },
 ];
 

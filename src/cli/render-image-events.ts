@@ -104,9 +104,7 @@ export function renderImageEvents(io: IO): (event: ImageEvent) => void {
       case "verified":
         return io.info(`Verified sha256 of ${describeKind(e.artifact)}`);
       case "transform":
-        if (e.name === "strip_vhd_footer") return io.info("Stripped the VHD footer");
-        if (e.name === "qemu_img_convert") return io.info(`Converted ${e.from} → ${e.to}`);
-        return;
+        return io.info(e.summary);
       case "ready":
         if (!cacheHit) io.success(`${e.image} ready in ${shortPath(e.dir, io.cwd)}`);
         return;

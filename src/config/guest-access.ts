@@ -1,7 +1,6 @@
-import { METADATA_ADDRESS } from "../metadata/guestfwd.js";
 import { canonicalCidr, cidrContains, parseCidr } from "./cidr.js";
 import { describe, type FieldReader, joinPath } from "./fields.js";
-import type { MetadataFlavour, VmConfig } from "./model.js";
+import { METADATA_ADDRESS, type MetadataFlavour, type VmConfig } from "./model.js";
 
 /** Reads a VM's network, metadata and SSH settings: how the guest is reached and what it is told. */
 

@@ -71,6 +71,10 @@ export interface Project {
 }
 
 export const DEFAULT_HOST_ADDRESS = "127.0.0.1";
+/** Where guests look for instance metadata; castra answers it inside each VM's own network. */
+export const METADATA_ADDRESS = "169.254.169.254";
+/** Catalog ids and versions become one directory level under `.castra/images/`: plain names, no `..`. */
+export const CATALOG_NAME = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const DEFAULT_VM_NAME = "alpine";
 export const DEFAULT_MANAGED_IMAGE = { name: "alpine-minimal", version: "v1" } as const;
 /** Used for VMs with no cpus/memory in castra.toml and no catalog hint. */

@@ -4,7 +4,7 @@ import { type FieldReader, isTable } from "./fields.js";
 import { readBroker, readForwards } from "./forwards.js";
 import { GUEST_ACCESS_KEYS, readGuestAccess } from "./guest-access.js";
 import { MEMORY_EXAMPLE, parseMemorySize } from "./memory.js";
-import type { BaseImageSource, Project, VmConfig } from "./model.js";
+import { type BaseImageSource, CATALOG_NAME, type Project, type VmConfig } from "./model.js";
 
 export const CONFIG_VERSION = "0.1.0";
 
@@ -25,8 +25,6 @@ const MANAGED_KEYS = ["name", "version", "profile"] as const;
 
 /** VM names become file names (`.castra/<vm>-overlay.qcow2`, `run/<vm>.pid`), so they stay plain. */
 const VM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-/** Catalog ids and versions become directory names under `.castra/images/`. */
-const IMAGE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MANAGED_EXAMPLE = 'managed_image = { name = "alpine-minimal", version = "v1" }';
 const VM_EXAMPLE = `[[vms]]\nname = "devbox"\n${MANAGED_EXAMPLE}`;
 
@@ -197,7 +195,7 @@ function readSource(
     ["name", name],
     ["version", version],
   ] as const) {
-    if (value !== undefined && !IMAGE_ID.test(value)) {
+    if (value !== undefined && !CATALOG_NAME.test(value)) {
       reader.fail(
         `${at}.${key}`,
         `${JSON.stringify(value)} is not a catalog ${key} (letters, digits, ".", "-", "_")`,

@@ -6,13 +6,13 @@ import { after, before, test } from "node:test";
 import { CastraError } from "../errors.js";
 import {
   BUILTIN_CATALOG,
-  type CatalogEntry,
   catalogDigest,
   downloadUrl,
   findEntry,
   loadCatalog,
   parseImageRef,
 } from "./catalog.js";
+import type { CatalogEntry } from "./catalog-schema.js";
 
 let dir: string;
 before(async () => {

@@ -1,54 +1,6 @@
 import { createHash } from "node:crypto";
 import { DataError, UsageError } from "../errors.js";
-import type { DiskFormat } from "./catalog-override.js";
-
-export type { DiskFormat } from "./catalog-override.js";
-
-export type ArtifactKind = "root_disk" | "kernel" | "initrd";
-
-/** One step from the downloaded bytes towards the final file, applied in order. */
-export type Transform =
-  | { type: "strip_vhd_footer" }
-  | { type: "qemu_img_convert"; from: DiskFormat; to: DiskFormat; output: string }
-  | { type: "rename"; output: string };
-
-export interface Artifact {
-  kind: ArtifactKind;
-  url: string;
-  /** sha256 (hex) and size in bytes of the downloaded bytes, before any transform. */
-  sha256: string;
-  size: number;
-  /** Plain file name of the result inside the image directory. */
-  final_name: string;
-  transforms: Transform[];
-}
-
-/** How QEMU should boot the image; every field is a hint that castra.toml may override. */
-export interface QemuProfile {
-  /** Which artifact kinds QEMU gets as `-kernel` and `-initrd` (absent: the disk's own bootloader). */
-  kernel?: "kernel";
-  initrd?: "initrd";
-  append?: string;
-  machine?: string;
-  cpus?: number;
-  /** Bytes (catalog files may also write "512 MiB"; the resolved entry always holds bytes). */
-  memory?: number;
-  /** QEMU `-drive if=` value for the root disk: "virtio", "ide", ... */
-  disk_interface?: string;
-  /** A serial-console line that means the guest is ready. */
-  ready_pattern?: string;
-  /** The instance-metadata API the image reads at boot ("none": every metadata path answers 404). */
-  metadata?: "ec2" | "none";
-  /** The user `castra ssh` logs in as. */
-  login_user?: string;
-}
-
-export interface CatalogEntry {
-  id: string;
-  version: string;
-  artifacts: Artifact[];
-  profile: QemuProfile;
-}
+import type { Artifact, ArtifactKind, CatalogEntry } from "./catalog-schema.js";
 
 export interface Catalog {
   entries: CatalogEntry[];

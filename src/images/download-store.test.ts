@@ -5,11 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { buildImageFixture } from "../../test/support/image-fixtures.js";
-import type { Catalog, CatalogEntry } from "./catalog.js";
+import type { Catalog } from "./catalog.js";
+import type { CatalogEntry } from "./catalog-schema.js";
+import { stripVhdFooter } from "./disk-conversion.js";
 import { DownloadStore, downloadStoreRoot, type StoredBlob } from "./download-store.js";
 import { unshareFile } from "./file-placement.js";
 import { blobProblem, pruneCandidates } from "./store-inventory.js";
-import { stripVhdFooter } from "./transforms.js";
 
 let root: string;
 let store: DownloadStore;

@@ -2,16 +2,8 @@ import { join } from "node:path";
 import { CastraError, fsError, InterruptedError, UsageError } from "../errors.js";
 import { ensureDir } from "../host/files.js";
 import { acquireLock } from "../host/lock.js";
-import {
-  type ArtifactKind,
-  type CatalogEntry,
-  catalogDigest,
-  downloadUrl,
-  findEntry,
-  imageName,
-  loadCatalog,
-  type QemuProfile,
-} from "./catalog.js";
+import { catalogDigest, downloadUrl, findEntry, imageName, loadCatalog } from "./catalog.js";
+import type { ArtifactKind, CatalogEntry, QemuProfile } from "./catalog-schema.js";
 import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";

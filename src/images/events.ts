@@ -1,6 +1,7 @@
-import type { ArtifactKind } from "./catalog.js";
+import type { ArtifactKind } from "./catalog-schema.js";
 import type { DownloadEvent } from "./download.js";
 import type { Placement } from "./file-placement.js";
+import type { TransformStep } from "./transforms.js";
 
 /** Which image and artifact an event is about. */
 interface About {
@@ -24,7 +25,7 @@ export type ImageEvent =
   | (AboutArtifact & { type: "store-damaged"; path: string; problem: string })
   | (About & { type: "store-unusable"; store: string; reason: string })
   | (AboutArtifact & { type: "verified"; sha256: string; bytes: number })
-  | (AboutArtifact & { type: "transform"; name: string; from: string; to: string })
+  | (AboutArtifact & { type: "transform" } & TransformStep)
   | (About & { type: "ready"; dir: string; files: Partial<Record<ArtifactKind, string>> });
 
 export type ImageEventType = ImageEvent["type"];

@@ -4,6 +4,8 @@
  * Pure functions over buffers, so the downloader can read the socket into one reused buffer.
  */
 
+import { HTTP_TOKEN } from "../host/http.js";
+
 export interface ReplyHead {
   statusCode: number;
   statusMessage: string;
@@ -43,7 +45,7 @@ export function parseHead(head: Buffer): ReplyHead {
     const colon = line.indexOf(":");
     const name = line.slice(0, colon).toLowerCase();
     // Folded lines and names with spaces are how smuggled replies look: refused, never guessed at.
-    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name))
+    if (colon <= 0 || !HTTP_TOKEN.test(name))
       throw new ProtocolError(`malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
     const value = line.slice(colon + 1).trim();
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;

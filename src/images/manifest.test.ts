@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { seededBytes } from "../../test/support/image-fixtures.js";
-import { type CatalogEntry, catalogDigest } from "./catalog.js";
+import { catalogDigest } from "./catalog.js";
+import type { CatalogEntry } from "./catalog-schema.js";
 import { type Manifest, readManifest, reconcile, stampOf, writeManifest } from "./manifest.js";
 
 let dir: string;

@@ -4,13 +4,9 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import { fsError } from "../errors.js";
 import "../zod-messages.js";
-import {
-  type Artifact,
-  type ArtifactKind,
-  type CatalogEntry,
-  canonicalJson,
-  type Transform,
-} from "./catalog.js";
+import { canonicalJson } from "./catalog.js";
+import { ARTIFACT_KINDS, type Artifact, type ArtifactKind, type CatalogEntry } from "./catalog-schema.js";
+import type { Transform } from "./transforms.js";
 
 export const MANIFEST_FILE = "manifest.json";
 
@@ -56,7 +52,7 @@ const manifestSchema = z.object({
   updated_at: z.string(),
   artifacts: z.array(
     z.object({
-      kind: z.enum(["root_disk", "kernel", "initrd"]),
+      kind: z.enum(ARTIFACT_KINDS),
       url: z.string(),
       fetched_from: z.string(),
       source_sha256: sha256,

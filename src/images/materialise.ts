@@ -1,7 +1,8 @@
 import { chmod, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError } from "../errors.js";
-import { type Artifact, type ArtifactKind, type CatalogEntry, imageName } from "./catalog.js";
+import { imageName } from "./catalog.js";
+import type { Artifact, ArtifactKind, CatalogEntry } from "./catalog-schema.js";
 import { type Fetched, type FetchOptions, fetchArtifact, requireLocalSources } from "./fetch-artifact.js";
 import {
   MANIFEST_FILE,

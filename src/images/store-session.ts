@@ -1,7 +1,8 @@
 import { rm } from "node:fs/promises";
 import { CastraError, LockTimeoutError } from "../errors.js";
 import { acquireLock, type Lock } from "../host/lock.js";
-import { type Artifact, type ArtifactKind, describeKind } from "./catalog.js";
+import { describeKind } from "./catalog.js";
+import type { Artifact, ArtifactKind } from "./catalog-schema.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import type { Placement } from "./file-placement.js";

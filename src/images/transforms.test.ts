@@ -11,8 +11,9 @@ import {
   seededBytes,
 } from "../../test/support/image-fixtures.js";
 import { CastraError } from "../errors.js";
-import type { Artifact } from "./catalog.js";
-import { applyTransforms, requireQemuImg, stripVhdFooter, type TransformStep } from "./transforms.js";
+import type { Artifact } from "./catalog-schema.js";
+import { stripVhdFooter } from "./disk-conversion.js";
+import { applyTransforms, requireQemuImg, type TransformStep } from "./transforms.js";
 
 let dir: string;
 let fixture: ImageFixture;
@@ -76,8 +77,8 @@ test("strip then convert leaves a qcow2 on a temporary name that holds the raw d
   assert.equal(out, join(dir, "chain", "rootfs.qcow2.tmp.partial"));
   assertSameDisk(fixture.raw, out);
   assert.deepEqual(steps, [
-    { name: "strip_vhd_footer", from: "vhd", to: "raw" },
-    { name: "qemu_img_convert", from: "raw", to: "qcow2" },
+    { name: "strip_vhd_footer", from: "vhd", to: "raw", summary: "Stripped the VHD footer" },
+    { name: "qemu_img_convert", from: "raw", to: "qcow2", summary: "Converted raw → qcow2" },
   ]);
   // The download stays: stripped, it is still a prefix of the VHD that a later run can resume.
   assert.equal((await stat(input)).size, fixture.vhd.size - 512);

@@ -1,10 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
+import type { MetadataFlavour } from "../config/model.js";
 import { DataError, fsError } from "../errors.js";
-
-/** Which metadata API a guest consumes; `none` answers 404 to every request. */
-export type MetadataFlavour = "ec2" | "none";
 
 /**
  * What one VM's metadata responder serves, written by the launcher to `.castra/run/<vm>-metadata.json`

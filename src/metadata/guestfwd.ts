@@ -1,5 +1,5 @@
-/** Where guests look for instance metadata. */
-export const METADATA_ADDRESS = "169.254.169.254";
+import { METADATA_ADDRESS } from "../config/model.js";
+
 /** The hidden CLI command QEMU runs for each guest connection to the metadata address. */
 export const METADATA_COMMAND = "__metadata";
 

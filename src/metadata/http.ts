@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { HTTP_TOKEN } from "../host/http.js";
 
 /** One parsed HTTP/1.x request; header names are lower case. */
 export interface HttpRequest {
@@ -93,7 +94,7 @@ function parseHead(text: string): Omit<HttpRequest, "body"> | string {
     // A leading space is an obsolete folded header: refused, as RFC 9112 allows.
     if (colon <= 0 || /^\s/.test(line)) return "malformed header line";
     const name = line.slice(0, colon).trim().toLowerCase();
-    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) return "malformed header name";
+    if (!HTTP_TOKEN.test(name)) return "malformed header name";
     if (!headers.has(name)) headers.set(name, line.slice(colon + 1).trim());
   }
   return { method: match[1].toUpperCase(), target: match[2], headers };

@@ -3,6 +3,7 @@ import { DEFAULT_SUBNET } from "../config/guest-access.js";
 import { displayPath } from "../config/load.js";
 import {
   DEFAULT_HOST_ADDRESS,
+  METADATA_ADDRESS,
   type MetadataFlavour,
   type PortForward,
   type Project,
@@ -15,7 +16,7 @@ import {
   newResponderSecret,
   writeResponderConfig,
 } from "../metadata/config.js";
-import { METADATA_ADDRESS, metadataGuestfwd } from "../metadata/guestfwd.js";
+import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import { collectAuthorizedKeys } from "../ssh/authorized-keys.js";
 import { ensureProjectKey } from "../ssh/keys.js";
 import type { BootProfile } from "./base-image.js";

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { cidrContains, numberToIpv4, parseCidr } from "../config/cidr.js";
 import { DEFAULT_SUBNET } from "../config/guest-access.js";
 import type { VmConfig } from "../config/model.js";
-import { METADATA_ADDRESS } from "../metadata/guestfwd.js";
+import { METADATA_ADDRESS } from "../config/model.js";
 
 /** The addresses QEMU's user network uses inside a VM's subnet. */
 export interface UserNetworkAddresses {

@@ -3,7 +3,7 @@ import { displayPath } from "../../config/load.js";
 import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
-import type { QemuProfile } from "../../images/catalog.js";
+import type { QemuProfile } from "../../images/catalog-schema.js";
 import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
