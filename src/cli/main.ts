@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import type { Command, CommanderError } from "commander";
+import type { CommanderError } from "commander";
 import { CastraError, ExitCode, UsageError } from "../errors.js";
 import { type IO, processIO } from "./io.js";
 import { VERSION } from "./version.js";
@@ -17,7 +17,7 @@ async function main(argv: string[]): Promise<number> {
     const { runMetadataResponder } = await import("../metadata/command.js");
     return runMetadataResponder(argv[1] as string);
   }
-  const [{ CommanderError }, { buildProgram }] = await Promise.all([
+  const [{ CommanderError }, { buildProgram, quietUsageErrors, runInvocation }] = await Promise.all([
     import("commander"),
     import("./program.js"),
   ]);
@@ -32,15 +32,14 @@ async function main(argv: string[]): Promise<number> {
     controller.abort();
   });
 
-  const program = buildProgram({
-    makeIO: (noColor) => processIO(noColor),
-    signal: controller.signal,
-    started: (chosen) => {
-      io = chosen;
-    },
-    finished: (code) => {
-      exitCode = code;
-    },
+  const program = buildProgram(async (invocation) => {
+    io = processIO(invocation.global.noColor);
+    const { config, skipDiscovery } = invocation.global;
+    exitCode = await runInvocation(invocation, {
+      io,
+      global: { config, skipDiscovery },
+      signal: controller.signal,
+    });
   });
   quietUsageErrors(program);
 
@@ -75,15 +74,6 @@ async function main(argv: string[]): Promise<number> {
     );
     return ExitCode.software;
   }
-}
-
-/** Commander throws instead of exiting, and main prints its usage errors in castra's format. */
-function quietUsageErrors(cmd: Command, path = "castra"): void {
-  cmd.exitOverride((err) => {
-    throw Object.assign(err, { commandPath: path });
-  });
-  cmd.configureOutput({ outputError: () => {} });
-  for (const sub of cmd.commands) quietUsageErrors(sub, `${path} ${sub.name()}`);
 }
 
 function usageError(err: CommanderError & { commandPath?: string }): UsageError {

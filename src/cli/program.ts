@@ -1,42 +1,37 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { COMMANDS, type CommandId } from "./commands/specs.js";
 import type { CommandContext } from "./context.js";
-import type { IO } from "./io.js";
+import type { CommandSpec, OptionSpec, OptionsOf, RunCommand } from "./spec.js";
+import { BadFlagValue } from "./spec.js";
 import { VERSION } from "./version.js";
 
-/** A command's run function; resolves to its exit code (0 when nothing is returned). */
-// biome-ignore lint/suspicious/noExplicitAny: each command declares its own options type
-export type RunCommand = (opts: any, ctx: CommandContext) => Promise<number | undefined>;
-
-export interface ProgramHost {
-  makeIO(noColor: boolean): IO;
-  signal: AbortSignal;
-  /** Receives the IO the chosen command used, so main reports errors through it. */
-  started(io: IO): void;
-  finished(exitCode: number): void;
+/** The global flags every command accepts. */
+export interface GlobalFlags {
+  config?: string;
+  skipDiscovery: boolean;
+  noColor: boolean;
 }
+
+/** What the parsed command line asks for: one command, its typed options and the global flags. */
+export interface Invocation<Id extends CommandId = CommandId> {
+  id: Id;
+  options: OptionsOf<(typeof COMMANDS)[Id]>;
+  global: GlobalFlags;
+}
+
+/** Runs a chosen command; `main` loads its module, tests record the invocation. */
+export type Dispatch = (invocation: Invocation) => Promise<void>;
 
 /** Commander's own unknown-command error (not in its type declarations). */
 interface Commander {
   unknownCommand(): never;
 }
 
-export function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number of seconds");
-  return n;
-}
-
-export function parseCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number");
-  return n;
-}
-
 /**
- * Declares every command with its flags and help. An action imports its module only when chosen,
- * so `castra --version` and `castra --help` load nothing else.
+ * Declares every command of `specs.ts` with its flags and help. Nothing is loaded here: the chosen command
+ * reaches `dispatch` with options shaped exactly as its spec says.
  */
-export function buildProgram(host: ProgramHost): Command {
+export function buildProgram(dispatch: Dispatch): Command {
   const program = new Command("castra")
     .description("Run QEMU virtual machines for a project directory.")
     .version(VERSION, "-V, --version", "print the version")
@@ -50,181 +45,127 @@ export function buildProgram(host: ProgramHost): Command {
       "\nIn an empty directory, `castra up` boots a managed Alpine VM with no configuration.\n" +
         "Run `castra <command> --help` for a command's flags.",
     );
-
-  const define = (
-    name: string,
-    description: string,
-    load: () => Promise<RunCommand>,
-    hidden = false,
-    parent: Command = program,
-  ): Command =>
-    parent
-      .command(name, { hidden })
-      .description(description)
-      .helpOption("-h, --help", "show help")
-      .action(async (...params: unknown[]) => {
-        // Commander passes declared arguments, then options, then the command; arguments join the options.
-        const self = params.at(-1) as Command;
-        // A command group given an operand it does not know (`castra images pul`): an unknown command, with a suggestion.
-        if (self.commands.length > 0 && self.args.length > 0) (self as unknown as Commander).unknownCommand();
-        const opts = {
-          ...self.opts(),
-          ...Object.fromEntries(
-            self.registeredArguments.map((arg, i) => [arg.name(), self.processedArgs[i]]),
-          ),
-        };
-        const g = self.optsWithGlobals() as { config?: string; skipDiscovery?: boolean; color?: boolean };
-        const io = host.makeIO(g.color === false);
-        host.started(io);
-        const run = await load();
-        const ctx: CommandContext = {
-          io,
-          global: { config: g.config, skipDiscovery: Boolean(g.skipDiscovery) },
-          signal: host.signal,
-        };
-        host.finished((await run(opts, ctx)) ?? 0);
-      });
-
-  define(
-    "init",
-    "write a starter castra.toml and .castra/",
-    async () => (await import("./commands/init.js")).runInit,
-  )
-    .option("--force", "overwrite an existing castra.toml")
-    .option("--project-name <name>", "project name (default: the directory name)")
-    .option(
-      "-o, --output <path>",
-      "a directory for castra.toml, or a file path ending in .toml (default: .)",
-    );
-
-  define(
-    "ports",
-    "show declared port forwards and conflicts",
-    async () => (await import("./commands/ports.js")).runPorts,
-  ).option("--verbose", "also show the project, its config file and the broker reservation");
-
-  define(
-    "up",
-    "start every VM of the project and wait until each is ready",
-    async () => (await import("./commands/up.js")).runUp,
-  )
-    .option("--no-wait", "return once QEMU runs, without waiting for the guests to be ready")
-    .option("--timeout <seconds>", "how long to wait for the guests to be ready (default: 300)", parseSeconds)
-    .option(
-      "--accel <mode>",
-      "kvm, tcg or auto (default: $CASTRA_ACCEL, else auto: KVM when usable)",
-      (value: string) => {
-        if (!["auto", "kvm", "tcg"].includes(value))
-          throw new InvalidArgumentError("expected auto, kvm or tcg");
-        return value;
-      },
-    )
-    .option("--force", "start even when the CPU, memory, disk or port checks fail (as warnings)")
-    .option("--offline", "never download: use only managed images already cached");
-
-  define(
-    "down",
-    "power off every VM (ACPI, then SIGTERM, then SIGKILL)",
-    async () => (await import("./commands/down.js")).runDown,
-  ).option(
-    "--timeout <seconds>",
-    "how long a guest gets to power off before SIGTERM (default: 60)",
-    parseSeconds,
-  );
-
-  define(
-    "status",
-    "show each VM's state, resources, uptime, broker and forwards",
-    async () => (await import("./commands/status.js")).runStatus,
-  ).option("--json", "print a JSON document instead of the table");
-
-  define(
-    "logs",
-    "show the broker, image-manager, QEMU and serial logs, merged by time",
-    async () => (await import("./commands/logs.js")).runLogs,
-  )
-    .option("-n, --tail <lines>", "lines to show from the end of each log (default: 1000)", parseCount)
-    .option("-f, --follow", "keep streaming new lines until Ctrl-C");
-
-  define(
-    "ssh",
-    "log into a running VM with the project's SSH key, or run COMMAND there",
-    async () => (await import("./commands/ssh.js")).runSsh,
-  )
-    .argument("[vm]", "the VM (default: the project's only VM)")
-    .argument("[command...]", "a command to run instead of a login shell; put it after --")
-    .addHelpText("after", "\nExamples:\n  castra ssh\n  castra ssh devbox\n  castra ssh -- uname -a")
-    // Commander drops `--`: when every operand followed it (`castra ssh -- ls`), the first is no VM name.
-    .hook("preAction", (self) => {
-      // rawArgs (the argv given to parse) is untyped but public in commander's JavaScript API.
-      const raw = (self.parent as { rawArgs?: string[] } | null)?.rawArgs ?? [];
-      const dash = raw.indexOf("--");
-      self.setOptionValue("commandOnly", dash >= 0 && raw.length - dash - 1 === self.args.length);
-    });
-
-  // `castra images` alone lists the cache; its subcommands fill, check and trim it.
-  const images = define(
-    "images",
-    "pull, list, verify or prune the managed images cached in .castra/images",
-    async () => (await import("./commands/images.js")).runImagesList,
-  ).allowExcessArguments(true);
-  define(
-    "pull",
-    "download and prepare a managed image without booting (default: the ones the project uses)",
-    async () => (await import("./commands/images.js")).runImagesPull,
-    false,
-    images,
-  )
-    .argument("[image]", "ID@VERSION, e.g. alpine-minimal@v1")
-    .option("--offline", "never download: succeed only when the image is already cached");
-  define(
-    "list",
-    "show cached images with their files, sizes and dates",
-    async () => (await import("./commands/images.js")).runImagesList,
-    false,
-    images,
-  ).option("--cache", "show the per-user download cache instead: blobs, sizes, last use, URL");
-  define(
-    "verify",
-    "re-hash every cached file against its manifest (exit 65 on a mismatch)",
-    async () => (await import("./commands/images.js")).runImagesVerify,
-    false,
-    images,
-  ).option("--cache", "re-hash the per-user download cache instead (exit 65 naming each damaged blob)");
-  define(
-    "prune",
-    "remove cached images that no VM of this project uses",
-    async () => (await import("./commands/images.js")).runImagesPrune,
-    false,
-    images,
-  )
-    .option("-y, --yes", "remove without asking")
-    .option("--cache", "prune the per-user download cache instead: blobs no catalog entry uses")
-    .option("--older-than <days>", "with --cache, also blobs unused for more than DAYS days", parseCount);
-
-  // Started detached by `castra up` when castra.toml has a [broker] table; not for people.
-  define(
-    "broker",
-    "run the host broker in the foreground",
-    async () => (await import("./commands/broker.js")).runBroker,
-    true,
-  )
-    .requiredOption("--project-dir <dir>", "the project directory (its .castra/ holds the broker state)")
-    .requiredOption("--port <port>", "TCP port on 127.0.0.1", (value: string) => {
-      const port = Number(value);
-      if (!Number.isInteger(port) || port < 1 || port > 65535)
-        throw new InvalidArgumentError("expected a port 1-65535");
-      return port;
-    });
-
-  // QEMU runs this once per guest connection to 169.254.169.254; hidden, and no IO: stderr reaches the guest.
-  program
-    .command("__metadata <config>", { hidden: true })
-    .description("answer one guest instance-metadata request on stdin/stdout")
-    .action(async (configPath: string) => {
-      const { runMetadataResponder } = await import("../metadata/command.js");
-      host.finished(await runMetadataResponder(configPath));
-    });
-
+  const declared = new Map<string, Command>([["", program]]);
+  for (const [id, spec] of Object.entries(COMMANDS) as [CommandId, CommandSpec][]) {
+    const path = spec.name.split(" ");
+    const parent = declared.get(path.slice(0, -1).join(" ")) ?? program;
+    declared.set(spec.name, declare(parent, path.at(-1) ?? spec.name, id, spec, dispatch));
+  }
   return program;
+}
+
+function declare(
+  parent: Command,
+  name: string,
+  id: CommandId,
+  spec: CommandSpec,
+  dispatch: Dispatch,
+): Command {
+  const cmd = parent
+    .command(name, { hidden: spec.hidden })
+    .description(spec.description)
+    .helpOption("-h, --help", "show help");
+  const keys: { key: string; attribute?: string; spec: OptionSpec }[] = [];
+  for (const [key, option] of Object.entries(spec.options)) {
+    if (option.kind === "after-double-dash") {
+      keys.push({ key, spec: option });
+      continue;
+    }
+    const declaredOption = new Option(option.flags, option.description);
+    if (option.kind === "value") {
+      declaredOption.argParser(userParser(option.parse));
+      if (option.required) declaredOption.makeOptionMandatory();
+    }
+    cmd.addOption(declaredOption);
+    keys.push({ key, attribute: declaredOption.attributeName(), spec: option });
+  }
+  for (const arg of Object.values(spec.args)) cmd.argument(arg.name, arg.description);
+  if (spec.examples)
+    cmd.addHelpText("after", `\nExamples:\n${spec.examples.map((e) => `  ${e}`).join("\n")}`);
+
+  cmd.action(async (...params: unknown[]) => {
+    // Commander passes declared arguments, then options, then the command itself.
+    const self = params.at(-1) as Command;
+    // A command group given an operand it does not know (`castra images pul`): an unknown command, with a suggestion.
+    if (self.commands.length > 0 && self.args.length > 0) (self as unknown as Commander).unknownCommand();
+    const given = self.opts();
+    const options: Record<string, unknown> = {};
+    for (const { key, attribute } of keys)
+      options[key] = attribute === undefined ? allAfterDoubleDash(self) : given[attribute];
+    Object.keys(spec.args).forEach((key, i) => {
+      options[key] = self.processedArgs[i];
+    });
+    const g = self.optsWithGlobals() as { config?: string; skipDiscovery?: boolean; color?: boolean };
+    const global = { config: g.config, skipDiscovery: Boolean(g.skipDiscovery), noColor: g.color === false };
+    await dispatch({ id, options, global } as Invocation);
+  });
+  // A group alone runs its default; extra operands are then checked above.
+  if (Object.values(COMMANDS).some((other) => other.name.startsWith(`${spec.name} `)))
+    cmd.allowExcessArguments(true);
+  return cmd;
+}
+
+/** Commander throws instead of exiting, and main prints its usage errors in castra's format. */
+export function quietUsageErrors(cmd: Command, path = "castra"): void {
+  cmd.exitOverride((err) => {
+    throw Object.assign(err, { commandPath: path });
+  });
+  cmd.configureOutput({ outputError: () => {} });
+  for (const sub of cmd.commands) quietUsageErrors(sub, `${path} ${sub.name()}`);
+}
+
+/** A flag parser's complaint becomes commander's, so main reports it as a usage error (exit 64). */
+function userParser<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      if (err instanceof BadFlagValue) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+/** Commander drops `--`: whether every operand followed it (`castra ssh -- ls` names no VM). */
+function allAfterDoubleDash(self: Command): boolean {
+  // rawArgs (the argv given to parse) is untyped but public in commander's JavaScript API.
+  let root: Command = self;
+  while (root.parent) root = root.parent;
+  const raw = (root as { rawArgs?: string[] }).rawArgs ?? [];
+  const dash = raw.indexOf("--");
+  return dash >= 0 && raw.length - dash - 1 === self.args.length;
+}
+
+/** The module that runs each command, loaded only when that command is chosen. */
+export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(typeof COMMANDS)[Id]>>> } = {
+  init: async () => (await import("./commands/init.js")).runInit,
+  ports: async () => (await import("./commands/ports.js")).runPorts,
+  up: async () => (await import("./commands/up.js")).runUp,
+  down: async () => (await import("./commands/down.js")).runDown,
+  status: async () => (await import("./commands/status.js")).runStatus,
+  logs: async () => (await import("./commands/logs.js")).runLogs,
+  ssh: async () => (await import("./commands/ssh.js")).runSsh,
+  images: async () => {
+    const { runImagesList } = await import("./commands/images.js");
+    return (_opts, ctx) => runImagesList({ cache: undefined }, ctx);
+  },
+  imagesPull: async () => (await import("./commands/images.js")).runImagesPull,
+  imagesList: async () => (await import("./commands/images.js")).runImagesList,
+  imagesVerify: async () => (await import("./commands/images.js")).runImagesVerify,
+  imagesPrune: async () => (await import("./commands/images.js")).runImagesPrune,
+  broker: async () => (await import("./commands/broker.js")).runBroker,
+  metadata: async () => {
+    const { runMetadataResponder } = await import("../metadata/command.js");
+    return (opts) => runMetadataResponder(opts.config);
+  },
+};
+
+/** Loads the chosen command's module and runs it; resolves to its exit code. */
+export async function runInvocation<Id extends CommandId>(
+  invocation: Invocation<Id>,
+  ctx: CommandContext,
+): Promise<number> {
+  const load = LOADERS[invocation.id] as () => Promise<RunCommand<OptionsOf<(typeof COMMANDS)[Id]>>>;
+  const run = await load();
+  return (await run(invocation.options, ctx)) ?? 0;
 }

@@ -3,11 +3,7 @@ import { startBrokerServer } from "../../broker/server.js";
 import { type BrokerState, writeBrokerState } from "../../broker/state.js";
 import { LaunchError } from "../../errors.js";
 import type { CommandContext } from "../context.js";
-
-export interface BrokerOptions {
-  projectDir: string;
-  port: number;
-}
+import type { BrokerOptions } from "./specs.js";
 
 /**
  * The hidden `castra broker`: the host broker process that `up` starts detached. It prints one

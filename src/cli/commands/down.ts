@@ -8,10 +8,7 @@ import { type StopEvent, type StoppedBy, stopVm } from "../../vm/stop.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-
-export interface DownOptions {
-  timeout?: number;
-}
+import type { DownOptions } from "./specs.js";
 
 export const DEFAULT_DOWN_TIMEOUT_S = 60;
 

@@ -14,10 +14,11 @@ import { ensureImage, type ImageSpec } from "../../images/ensure-image.js";
 import { MANIFEST_FILE } from "../../images/manifest.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
-import { renderImageEvents } from "../render-image-events.js";
+import { renderImageEvents } from "../render/image-events.js";
+import { formatTable } from "../render/table.js";
 import { runCacheList, runCachePrune, runCacheVerify } from "./images-cache.js";
 import { confirmDeletion, formatDate, plural } from "./images-shared.js";
-import { formatTable } from "./ports.js";
+import type { CacheOptions, PruneOptions, PullOptions } from "./specs.js";
 
 /** The managed images the project's VMs use, each once. */
 function usedImages(project: Project): ImageSpec[] {
@@ -35,11 +36,6 @@ function usersOf(project: Project, image: CachedImage): string[] {
         vm.source.kind === "managed" && vm.source.name === image.id && vm.source.version === image.version,
     )
     .map((vm) => vm.name);
-}
-
-export interface PullOptions {
-  image?: string;
-  offline?: boolean;
 }
 
 /** `castra images pull [ID@VERSION]`: materialise images without booting anything. */
@@ -76,13 +72,8 @@ async function projectCache(ctx: CommandContext): Promise<{ project: Project; im
   return { project, images };
 }
 
-/** Selects the per-user download cache instead of the project's images. */
-export interface CacheOption {
-  cache?: boolean;
-}
-
 /** `castra images list`: what the project's image cache holds, with sizes and dates. */
-export async function runImagesList(opts: CacheOption, ctx: CommandContext): Promise<number> {
+export async function runImagesList(opts: CacheOptions, ctx: CommandContext): Promise<number> {
   if (opts.cache) return runCacheList(ctx);
   const { io } = ctx;
   const { project, images } = await projectCache(ctx);
@@ -112,7 +103,7 @@ export async function runImagesList(opts: CacheOption, ctx: CommandContext): Pro
 }
 
 /** `castra images verify`: re-hashes every final file against its manifest; 65 naming each file that differs. */
-export async function runImagesVerify(opts: CacheOption, ctx: CommandContext): Promise<number> {
+export async function runImagesVerify(opts: CacheOptions, ctx: CommandContext): Promise<number> {
   if (opts.cache) return runCacheVerify(ctx);
   const { io } = ctx;
   const { images } = await projectCache(ctx);
@@ -147,12 +138,6 @@ export async function runImagesVerify(opts: CacheOption, ctx: CommandContext): P
     detail: bad.map((b) => `${b.path}: ${b.problem}`).join("\n"),
     hint: "remove the damaged image directory (rm -rf .castra/images/<id>/<version>), then run `castra images pull`",
   });
-}
-
-export interface PruneOptions extends CacheOption {
-  yes?: boolean;
-  /** Days: with --cache, blobs unused for longer are removed too. */
-  olderThan?: number;
 }
 
 /** `castra images prune`: removes cached versions no VM of the project uses, after a confirmation. */

@@ -6,13 +6,7 @@ import { starterConfig } from "../../config/starter.js";
 import { CannotCreateError, fsError, UsageError } from "../../errors.js";
 import { ensureDir, exists } from "../../host/files.js";
 import type { CommandContext } from "../context.js";
-
-export interface InitOptions {
-  force?: boolean;
-  projectName?: string;
-  /** A directory (castra.toml goes inside) or a file path ending in `.toml`. */
-  output?: string;
-}
+import type { InitOptions } from "./specs.js";
 
 /** `castra init`: writes a commented starter castra.toml and `.castra/` beside it. */
 export async function runInit(opts: InitOptions, ctx: CommandContext): Promise<number> {

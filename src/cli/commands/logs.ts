@@ -10,11 +10,7 @@ import {
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-
-export interface LogsOptions {
-  tail?: number;
-  follow?: boolean;
-}
+import type { LogsOptions } from "./specs.js";
 
 /** Lines shown per source when --tail is not given. */
 export const DEFAULT_TAIL_LINES = 1000;

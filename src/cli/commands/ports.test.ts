@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { fakeRunningVm } from "../../../test/support/running-vm.js";
 import { type CapturedIO, captureIO } from "../io.js";
-import { formatTable, runPorts } from "./ports.js";
+import { runPorts } from "./ports.js";
 
 let dir: string;
 let io: CapturedIO;
@@ -143,18 +143,5 @@ test("a running VM's automatic SSH forward is listed with a note; a stopped one 
       "db   127.0.0.1:40222  22     tcp    automatic (castra ssh)",
       "",
     ].join("\n"),
-  );
-});
-
-test("formatTable pads columns and leaves no trailing spaces", () => {
-  assert.deepEqual(
-    formatTable(
-      ["A", "BB"],
-      [
-        ["long", ""],
-        ["x", "y"],
-      ],
-    ),
-    ["A     BB", "long", "x     y"],
   );
 });

@@ -4,10 +4,8 @@ import { describeClaim, findPortConflicts } from "../../config/ports.js";
 import { projectStatus, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
-
-export interface PortsOptions {
-  verbose?: boolean;
-}
+import { formatTable } from "../render/table.js";
+import type { PortsOptions } from "./specs.js";
 
 /**
  * `castra ports`: the declared forwards as a plain, aligned table on stdout; conflicts are warnings on
@@ -83,15 +81,4 @@ function projectNotes(project: Project, cwd: string): string[] {
     `broker:  ${project.broker ? `127.0.0.1:${project.broker.port}/tcp reserved` : "none ([broker] not set)"}`,
     "",
   ];
-}
-
-/** Columns padded to their widest cell, two spaces apart, no trailing spaces: easy to read and to cut. */
-export function formatTable(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
 }

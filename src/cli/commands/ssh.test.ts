@@ -8,7 +8,8 @@ import { fakeRunningVm } from "../../../test/support/running-vm.js";
 import { CastraError } from "../../errors.js";
 import type { SshEndpoint } from "../../vm/guest-access.js";
 import { type CapturedIO, captureIO } from "../io.js";
-import { runSsh, type SshOptions } from "./ssh.js";
+import type { SshOptions } from "./specs.js";
+import { runSsh } from "./ssh.js";
 
 const root = await realpath(await mkdtemp(join(tmpdir(), "castra-ssh-cmd-")));
 const children: ChildProcess[] = [];

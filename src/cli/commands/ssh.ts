@@ -14,13 +14,7 @@ import { vmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-
-export interface SshOptions {
-  vm?: string;
-  command?: string[];
-  /** Set by the CLI when every operand came after `--`: then the first one is the command, not a VM. */
-  commandOnly?: boolean;
-}
+import type { SshOptions } from "./specs.js";
 
 /** ssh's stderr is kept this long, to recognise a changed host key after it exits. */
 const STDERR_TAIL_CHARS = 16 * 1024;

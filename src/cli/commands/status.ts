@@ -8,10 +8,8 @@ import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-
-export interface StatusOptions {
-  json?: boolean;
-}
+import { formatTable } from "../render/table.js";
+import type { StatusOptions } from "./specs.js";
 
 /** One VM as `status --json` prints it (snake_case, like castra.toml). */
 export interface VmStatusJson {
@@ -148,16 +146,11 @@ function printTable(io: IO, vms: VmStatusJson[]): void {
       .join(", ") || "-",
   ]);
   const header = ["VM", "STATE", "CPU/MEM", "UPTIME", "BROKER", "FORWARDS"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[], colour?: (s: string) => string) =>
-    cells
-      .map((cell, i) => {
-        const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0);
-        return i === 1 && colour ? colour(padded) : padded;
-      })
-      .join("  ");
-  io.print(c.bold(line(header)));
-  for (const [i, row] of rows.entries()) io.print(line(row, paint[vms[i]?.state ?? "stopped"]));
+  const lines = formatTable(header, rows, (cell, column, row) => {
+    if (row < 0) return c.bold(cell);
+    return column === 1 ? paint[vms[row]?.state ?? "stopped"](cell) : cell;
+  });
+  for (const line of lines) io.print(line);
 }
 
 function explainError(io: IO, status: VmStatus): void {

@@ -23,16 +23,8 @@ import { stopVm } from "../../vm/stop.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-import { renderImageEvents } from "../render-image-events.js";
-
-export interface UpOptions {
-  /** Commander's `--no-wait` sets this to false. */
-  wait: boolean;
-  timeout?: number;
-  accel?: string;
-  force?: boolean;
-  offline?: boolean;
-}
+import { renderImageEvents } from "../render/image-events.js";
+import type { UpOptions } from "./specs.js";
 
 export const DEFAULT_UP_TIMEOUT_S = 300;
 

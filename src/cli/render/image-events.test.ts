@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ImageEvent } from "../images/events.js";
-import { captureIO } from "./io.js";
-import { formatSeconds, renderImageEvents } from "./render-image-events.js";
+import type { ImageEvent } from "../../images/events.js";
+import { captureIO } from "../io.js";
+import { renderImageEvents } from "./image-events.js";
+import { formatSeconds } from "./progress.js";
 
 const image = "alpine-minimal@v1";
 const MIB = 1024 * 1024;

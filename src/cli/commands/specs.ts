@@ -1,0 +1,198 @@
+import {
+  afterDoubleDash,
+  command,
+  flag,
+  negatedFlag,
+  type OptionsOf,
+  operand,
+  operands,
+  parseChoice,
+  parseCount,
+  parsePort,
+  parseSeconds,
+  requiredOperand,
+  requiredValue,
+  value,
+} from "../spec.js";
+
+/**
+ * Every command's arguments and flags, and the options type its run function receives (derived here, so a
+ * renamed flag breaks the build where it is used). A nested command's name is its path: "images pull".
+ * A new command is a spec here, a loader in `program.ts` and its module in this folder.
+ */
+
+export const init = command({
+  name: "init",
+  description: "write a starter castra.toml and .castra/",
+  options: {
+    force: flag("--force", "overwrite an existing castra.toml"),
+    projectName: value("--project-name <name>", "project name (default: the directory name)"),
+    output: value(
+      "-o, --output <path>",
+      "a directory for castra.toml, or a file path ending in .toml (default: .)",
+    ),
+  },
+});
+export type InitOptions = OptionsOf<typeof init>;
+
+export const ports = command({
+  name: "ports",
+  description: "show declared port forwards and conflicts",
+  options: {
+    verbose: flag("--verbose", "also show the project, its config file and the broker reservation"),
+  },
+});
+export type PortsOptions = OptionsOf<typeof ports>;
+
+export const up = command({
+  name: "up",
+  description: "start every VM of the project and wait until each is ready",
+  options: {
+    wait: negatedFlag("--no-wait", "return once QEMU runs, without waiting for the guests to be ready"),
+    timeout: value(
+      "--timeout <seconds>",
+      "how long to wait for the guests to be ready (default: 300)",
+      parseSeconds,
+    ),
+    accel: value(
+      "--accel <mode>",
+      "kvm, tcg or auto (default: $CASTRA_ACCEL, else auto: KVM when usable)",
+      parseChoice(["auto", "kvm", "tcg"]),
+    ),
+    force: flag("--force", "start even when the CPU, memory, disk or port checks fail (as warnings)"),
+    offline: flag("--offline", "never download: use only managed images already cached"),
+  },
+});
+export type UpOptions = OptionsOf<typeof up>;
+
+export const down = command({
+  name: "down",
+  description: "power off every VM (ACPI, then SIGTERM, then SIGKILL)",
+  options: {
+    timeout: value(
+      "--timeout <seconds>",
+      "how long a guest gets to power off before SIGTERM (default: 60)",
+      parseSeconds,
+    ),
+  },
+});
+export type DownOptions = OptionsOf<typeof down>;
+
+export const status = command({
+  name: "status",
+  description: "show each VM's state, resources, uptime, broker and forwards",
+  options: { json: flag("--json", "print a JSON document instead of the table") },
+});
+export type StatusOptions = OptionsOf<typeof status>;
+
+export const logs = command({
+  name: "logs",
+  description: "show the broker, image-manager, QEMU and serial logs, merged by time",
+  options: {
+    tail: value("-n, --tail <lines>", "lines to show from the end of each log (default: 1000)", parseCount),
+    follow: flag("-f, --follow", "keep streaming new lines until Ctrl-C"),
+  },
+});
+export type LogsOptions = OptionsOf<typeof logs>;
+
+export const ssh = command({
+  name: "ssh",
+  description: "log into a running VM with the project's SSH key, or run COMMAND there",
+  args: {
+    vm: operand("[vm]", "the VM (default: the project's only VM)"),
+    command: operands("[command...]", "a command to run instead of a login shell; put it after --"),
+  },
+  options: { commandOnly: afterDoubleDash() },
+  examples: ["castra ssh", "castra ssh devbox", "castra ssh -- uname -a"],
+});
+export type SshOptions = OptionsOf<typeof ssh>;
+
+/** `castra images` alone lists the cache; its subcommands fill, check and trim it. */
+export const images = command({
+  name: "images",
+  description: "pull, list, verify or prune the managed images cached in .castra/images",
+});
+
+export const imagesPull = command({
+  name: "images pull",
+  description: "download and prepare a managed image without booting (default: the ones the project uses)",
+  args: { image: operand("[image]", "ID@VERSION, e.g. alpine-minimal@v1") },
+  options: { offline: flag("--offline", "never download: succeed only when the image is already cached") },
+});
+export type PullOptions = OptionsOf<typeof imagesPull>;
+
+export const imagesList = command({
+  name: "images list",
+  description: "show cached images with their files, sizes and dates",
+  options: {
+    cache: flag("--cache", "show the per-user download cache instead: blobs, sizes, last use, URL"),
+  },
+});
+
+export const imagesVerify = command({
+  name: "images verify",
+  description: "re-hash every cached file against its manifest (exit 65 on a mismatch)",
+  options: {
+    cache: flag("--cache", "re-hash the per-user download cache instead (exit 65 naming each damaged blob)"),
+  },
+});
+
+export const imagesPrune = command({
+  name: "images prune",
+  description: "remove cached images that no VM of this project uses",
+  options: {
+    yes: flag("-y, --yes", "remove without asking"),
+    cache: flag("--cache", "prune the per-user download cache instead: blobs no catalog entry uses"),
+    olderThan: value(
+      "--older-than <days>",
+      "with --cache, also blobs unused for more than DAYS days",
+      parseCount,
+    ),
+  },
+});
+export type PruneOptions = OptionsOf<typeof imagesPrune>;
+/** `--cache` of list and verify: the per-user download cache instead of the project's images. */
+export type CacheOptions = OptionsOf<typeof imagesList> & OptionsOf<typeof imagesVerify>;
+
+/** Started detached by `castra up` when castra.toml has a [broker] table; not for people. */
+export const broker = command({
+  name: "broker",
+  description: "run the host broker in the foreground",
+  hidden: true,
+  options: {
+    projectDir: requiredValue(
+      "--project-dir <dir>",
+      "the project directory (its .castra/ holds the broker state)",
+      String,
+    ),
+    port: requiredValue("--port <port>", "TCP port on 127.0.0.1", parsePort),
+  },
+});
+export type BrokerOptions = OptionsOf<typeof broker>;
+
+/** QEMU runs this once per guest connection to 169.254.169.254; hidden, and no IO: stderr reaches the guest. */
+export const metadata = command({
+  name: "__metadata",
+  description: "answer one guest instance-metadata request on stdin/stdout",
+  hidden: true,
+  args: { config: requiredOperand("<config>", "the responder configuration") },
+});
+
+/** In the order `castra --help` lists them. */
+export const COMMANDS = {
+  init,
+  ports,
+  up,
+  down,
+  status,
+  logs,
+  ssh,
+  images,
+  imagesPull,
+  imagesList,
+  imagesVerify,
+  imagesPrune,
+  broker,
+  metadata,
+};
+export type CommandId = keyof typeof COMMANDS;
