@@ -90,10 +90,12 @@ function declare(
     if (self.commands.length > 0 && self.args.length > 0) (self as unknown as Commander).unknownCommand();
     const given = self.opts();
     const options: Record<string, unknown> = {};
-    for (const { key, attribute } of keys)
-      options[key] = attribute === undefined ? allAfterDoubleDash(self) : given[attribute];
+    for (const { key, attribute } of keys) {
+      const value = attribute === undefined ? allAfterDoubleDash(self) : given[attribute];
+      if (value !== undefined) options[key] = value;
+    }
     Object.keys(spec.args).forEach((key, i) => {
-      options[key] = self.processedArgs[i];
+      if (self.processedArgs[i] !== undefined) options[key] = self.processedArgs[i];
     });
     const g = self.optsWithGlobals() as { config?: string; skipDiscovery?: boolean; color?: boolean };
     const global = { config: g.config, skipDiscovery: Boolean(g.skipDiscovery), noColor: g.color === false };
