@@ -1,3 +1,4 @@
+import type { VmHost } from "../project/vm-host.js";
 import type { IO } from "./io.js";
 
 /** Flags every command accepts. */
@@ -14,4 +15,6 @@ export interface CommandContext {
   global: GlobalOptions;
   /** Aborted on Ctrl-C; commands stop what they started and throw InterruptedError. */
   signal: AbortSignal;
+  /** What `up` and `down` do to the host; tests give a fake. Unset: the real one, loaded when needed. */
+  vmHost?: VmHost;
 }

@@ -1,5 +1,7 @@
+import { resolve } from "node:path";
 import { displayPath, loadOrDefaultProject } from "../config/load.js";
 import type { Project } from "../config/model.js";
+import type { VmHost } from "../project/vm-host.js";
 import type { CommandContext } from "./context.js";
 import type { IO } from "./io.js";
 
@@ -33,4 +35,14 @@ export function reportConfigWarnings(project: Project, io: IO): void {
   for (const w of project.warnings) {
     if (w.kind !== "unknown_key") io.warn(`${file}: ${w.path}: ${w.message}`);
   }
+}
+
+/** The context's host for `up` and `down`, else the real one (loaded only by the commands that start or stop VMs). */
+export async function vmHostOf(ctx: CommandContext): Promise<VmHost> {
+  return ctx.vmHost ?? (await import("../project/real-vm-host.js")).realVmHost;
+}
+
+/** How to run castra itself again: the broker process, and QEMU's per-connection metadata responder. */
+export function castraItself(): { execPath: string; execArgv: string[]; entry: string } {
+  return { execPath: process.execPath, execArgv: process.execArgv, entry: resolve(process.argv[1] ?? "") };
 }

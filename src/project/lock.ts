@@ -1,7 +1,7 @@
 import type { Project } from "../config/model.js";
 import { InterruptedError } from "../errors.js";
 import { acquireLock, type Lock, type LockHolder } from "../host/lock.js";
-import { projectPaths } from "./paths.js";
+import { projectPaths } from "../vm/paths.js";
 
 /**
  * The project lock that serialises `up` and `down` (`.castra/run/project.lock`); a second caller waits

@@ -1,0 +1,120 @@
+import { displayPath } from "../../config/load.js";
+import { formatBytes } from "../../host/bytes.js";
+import type { ImageEvent } from "../../images/events.js";
+import type { ProjectEvent } from "../../project/events.js";
+import type { StopEvent, StoppedBy } from "../../vm/stop.js";
+import type { IO, LiveRegion } from "../io.js";
+import { renderImageEvents } from "./image-events.js";
+import { formatSeconds } from "./progress.js";
+
+export interface ProjectRenderer {
+  onEvent(event: ProjectEvent): void;
+  /** Leaves the live lines (one per booting VM) on screen; call once `up` or `down` has returned or failed. */
+  done(): void;
+}
+
+/**
+ * Renders `up` and `down` for people: a live line per booting VM on a terminal, one plain line per step
+ * elsewhere (CI logs stay readable). Image events go to the image renderer.
+ */
+export function renderProjectEvents(io: IO): ProjectRenderer {
+  const tty = io.err.isTTY;
+  const c = io.err.color;
+  let images: ((event: ImageEvent) => void) | undefined;
+  let live: LiveRegion | undefined;
+  const onEvent = (e: ProjectEvent) => {
+    switch (e.type) {
+      case "lock-wait":
+        return io.info(
+          `Waiting for another castra (pid ${e.holder.pid}, ${e.holder.purpose}) to finish with this project…`,
+        );
+      case "already-live":
+        return io.info(`${e.vm} is already ${e.state} (pid ${e.pid}): nothing to start`);
+      case "restarting-after-error":
+        return io.warn(
+          `${e.vm} stopped unexpectedly (QEMU pid ${e.pid} is gone): starting it again on the same overlay`,
+        );
+      case "accel-fallback":
+        return io.warn(e.reason);
+      case "image":
+        images ??= renderImageEvents(io);
+        return images(e.event);
+      case "check-forced":
+        return io.warn(`${e.problem} (continuing because of --force)`);
+      case "guest-access-warning":
+        return io.warn(e.message);
+      case "overlay-created":
+        return io.info(`Created overlay ${displayPath(e.overlay, io.cwd)} on ${displayPath(e.base, io.cwd)}`);
+      case "vm-starting":
+        return io.info(`Starting ${e.vm} (${e.accel}, ${e.cpus} CPU, ${formatBytes(e.memoryBytes)})…`);
+      case "broker-started":
+        return io.info(`Host broker listening on 127.0.0.1:${e.port}`);
+      case "waiting":
+        live ??= io.live();
+        if (!tty) io.info(`Waiting for ${e.vm} to be ready (${waitingFor(e.readyPattern)})…`);
+        return;
+      case "booting":
+        return live?.set(
+          e.vm,
+          `${c.cyan("…")} ${e.vm}: booting, ${formatSeconds(e.elapsedMs / 1000)} (waiting for ${waitingFor(e.readyPattern)})`,
+        );
+      case "ready": {
+        const how = e.readiness.by === "pattern" ? `${e.readyPattern} seen` : "running";
+        const line = `${e.vm} is ready (${how} after ${formatSeconds(e.readiness.elapsedMs / 1000)})`;
+        if (tty) return live?.set(e.vm, `${c.green("✓")} ${line}`);
+        return io.success(line);
+      }
+      case "stale-cleared":
+        return io.info(
+          e.cause === "exited"
+            ? `${e.vm} had already stopped unexpectedly (QEMU pid ${e.pid} is gone): removed its runtime files`
+            : `${e.vm} was not running (pid ${e.pid} is another program now): removed its stale pid file`,
+        );
+      case "stopping":
+        return io.info(
+          `Stopping ${e.vm} (pid ${e.pid}): ACPI power-down, waiting up to ${e.timeoutMs / 1000} s…`,
+        );
+      case "stop-step":
+        return stopStep(io, e.vm, e.step);
+      case "stopped":
+        return io.success(stoppedLine(e.vm, e.by, e.elapsedMs));
+      case "broker-stopped":
+        return io.success("Host broker stopped");
+    }
+  };
+  return { onEvent, done: () => live?.done() };
+}
+
+function waitingFor(readyPattern: string | undefined): string {
+  return readyPattern ? `"${readyPattern}" on its serial console` : "QEMU to report it running";
+}
+
+function stopStep(io: IO, name: string, step: StopEvent) {
+  switch (step.kind) {
+    case "powerdown-sent":
+      return;
+    case "powerdown-failed":
+      return io.warn(`${name}: QMP did not take the power-down request (${step.reason}); sending SIGTERM`);
+    case "powerdown-timeout":
+      return io.warn(
+        `${name}: the guest did not power off within ${step.waitedMs / 1000} s; sending SIGTERM`,
+      );
+    case "signal":
+      if (step.signal === "SIGKILL") io.warn(`${name}: QEMU is still running after SIGTERM; sending SIGKILL`);
+      return;
+  }
+}
+
+function stoppedLine(name: string, by: StoppedBy, ms: number): string {
+  const after = `after ${(ms / 1000).toFixed(1)} s`;
+  switch (by) {
+    case "acpi":
+      return `${name} powered off (ACPI) ${after}`;
+    case "sigterm":
+      return `${name} stopped by SIGTERM ${after}`;
+    case "sigkill":
+      return `${name} killed by SIGKILL ${after}`;
+    case "exited":
+      return `${name} stopped ${after}`;
+  }
+}

@@ -1,0 +1,68 @@
+import type { Project } from "../config/model.js";
+import { exists } from "../host/files.js";
+import { projectPaths } from "../vm/paths.js";
+import type { VmStatus } from "../vm/state.js";
+import type { ProjectEvent } from "./events.js";
+import type { VmHost } from "./vm-host.js";
+
+export interface DownOptions {
+  /** How long each guest gets to power off after the ACPI request, before SIGTERM. */
+  timeoutMs: number;
+  signal: AbortSignal;
+  onEvent: (event: ProjectEvent) => void;
+}
+
+/** What `down` found and did. */
+export interface DownResult {
+  /** VMs that were running (or starting, or shutting down) and are stopped now. */
+  stopped: string[];
+  brokerStopped: boolean;
+}
+
+const LIVE_STATES: VmStatus["state"][] = ["running", "starting", "shutting_down"];
+
+/**
+ * `castra down` for a project: under the project lock, ACPI power-down of every live VM (then SIGTERM, then
+ * SIGKILL), runtime files of VMs that had already stopped removed, and the broker stopped.
+ */
+export async function downProject(project: Project, host: VmHost, options: DownOptions): Promise<DownResult> {
+  const { onEvent } = options;
+  if (!(await exists(projectPaths(project).runDir))) return { stopped: [], brokerStopped: false };
+  const lock = await host.lockProject(project, "castra down", {
+    signal: options.signal,
+    onWait: (holder) => onEvent({ type: "lock-wait", holder }),
+  });
+  try {
+    const statuses = await Promise.all(project.vms.map((vm) => host.vmStatus(project, vm)));
+    const live = statuses.filter((s) => s.record && LIVE_STATES.includes(s.state));
+    for (const status of statuses) if (!live.includes(status)) await clearStale(host, status, onEvent);
+    await Promise.all(live.map((status) => stopOne(host, status, options)));
+    const broker = await host.brokerStatus(project.stateDir);
+    const brokerStopped = broker.record ? await host.stopBroker(project.stateDir, broker.record) : false;
+    if (brokerStopped) onEvent({ type: "broker-stopped" });
+    return { stopped: live.map((s) => s.vm.name), brokerStopped };
+  } finally {
+    await lock.release();
+  }
+}
+
+async function stopOne(host: VmHost, status: VmStatus, options: DownOptions): Promise<void> {
+  const { vm, paths, record } = status;
+  if (!record) return;
+  const begun = Date.now();
+  options.onEvent({ type: "stopping", vm: vm.name, pid: record.pid, timeoutMs: options.timeoutMs });
+  const by = await host.stopVm(record, paths, {
+    timeoutMs: options.timeoutMs,
+    onEvent: (step) => options.onEvent({ type: "stop-step", vm: vm.name, step }),
+  });
+  options.onEvent({ type: "stopped", vm: vm.name, by, elapsedMs: Date.now() - begun });
+}
+
+/** A VM that is not running but left runtime files: an unexpected exit, or a pid now used by another program. */
+async function clearStale(host: VmHost, status: VmStatus, onEvent: DownOptions["onEvent"]): Promise<void> {
+  const { vm, record, paths } = status;
+  if (!record) return;
+  await host.removeRuntimeFiles(paths, record);
+  const cause = status.state === "error" ? "exited" : "pid-reused";
+  onEvent({ type: "stale-cleared", vm: vm.name, pid: record.pid, cause });
+}

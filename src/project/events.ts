@@ -1,0 +1,49 @@
+import type { VmConfig } from "../config/model.js";
+import type { LockHolder } from "../host/lock.js";
+import type { ImageEvent } from "../images/events.js";
+import type { Accelerator } from "../vm/accel.js";
+import type { Readiness } from "../vm/readiness.js";
+import type { VmRunRecord } from "../vm/state.js";
+import type { StopEvent, StoppedBy } from "../vm/stop.js";
+
+/**
+ * What starting and stopping a project reports while it works, in order; the CLI renders these (a live line
+ * per VM on a terminal, plain lines elsewhere). Core code never prints.
+ */
+export type ProjectEvent =
+  /** Another castra holds the project lock; this one waits. */
+  | { type: "lock-wait"; holder: LockHolder }
+  /** The VM already runs (or boots): nothing to start, only to wait for. */
+  | { type: "already-live"; vm: string; state: "running" | "starting"; pid: number }
+  /** QEMU had exited on its own since the last `up`: it is started again on the same overlay. */
+  | { type: "restarting-after-error"; vm: string; pid: number }
+  /** `auto` found no usable KVM and falls back to TCG. */
+  | { type: "accel-fallback"; reason: string }
+  /** The image pipeline at work for a managed VM. */
+  | { type: "image"; event: ImageEvent }
+  /** A preflight problem that `--force` turned into a warning. */
+  | { type: "check-forced"; problem: string }
+  /** Something about a guest's access (its network, metadata or keys) worth a warning. */
+  | { type: "guest-access-warning"; message: string }
+  | { type: "overlay-created"; vm: string; overlay: string; base: string }
+  | { type: "vm-starting"; vm: string; accel: Accelerator; cpus: number; memoryBytes: number }
+  | { type: "broker-started"; port: number }
+  /** Waiting for the VM's guest to be ready begins. */
+  | { type: "waiting"; vm: string; readyPattern?: string }
+  /** Still booting, `elapsedMs` since QEMU started; sent on every look at the guest. */
+  | { type: "booting"; vm: string; elapsedMs: number; readyPattern?: string }
+  | { type: "ready"; vm: string; readiness: Readiness; readyPattern?: string }
+  /** A VM that no longer runs left runtime files, now removed. */
+  | { type: "stale-cleared"; vm: string; pid: number; cause: "exited" | "pid-reused" }
+  | { type: "stopping"; vm: string; pid: number; timeoutMs: number }
+  | { type: "stop-step"; vm: string; step: StopEvent }
+  | { type: "stopped"; vm: string; by: StoppedBy; elapsedMs: number }
+  | { type: "broker-stopped" };
+
+export type ProjectEventType = ProjectEvent["type"];
+
+/** A VM the project runs, with what `up` recorded about it (its run record). */
+export interface LiveVm {
+  vm: VmConfig;
+  record: VmRunRecord;
+}

@@ -1,0 +1,220 @@
+import type { BrokerRecord } from "../broker/state.js";
+import type { Project, VmConfig } from "../config/model.js";
+import { hostPortClaims } from "../config/ports.js";
+import { InterruptedError, LaunchError } from "../errors.js";
+import type { ImageEvent } from "../images/events.js";
+import type { Accelerator } from "../vm/accel.js";
+import type { BaseImageLocation } from "../vm/base-image.js";
+import type { GuestAccess } from "../vm/guest-access.js";
+import { vmPaths } from "../vm/paths.js";
+import { vmResources } from "../vm/qemu-args.js";
+import type { LiveVm, ProjectEvent } from "./events.js";
+import type { VmHost } from "./vm-host.js";
+
+export interface UpOptions {
+  /** Wait until every guest is ready (false: return once each QEMU answers on QMP). */
+  wait: boolean;
+  timeoutMs: number;
+  accel?: string;
+  /** Turn failed CPU, memory, disk and port checks into warnings. */
+  force: boolean;
+  offline: boolean;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** How to run castra itself: for the broker process and QEMU's per-connection metadata responder. */
+  self: { execPath: string; execArgv: string[]; entry: string };
+  onEvent: (event: ProjectEvent) => void;
+}
+
+/** What this `up` started, so a failure or Ctrl-C stops exactly that. */
+interface Started {
+  vms: LiveVm[];
+  broker?: BrokerRecord;
+}
+
+/**
+ * `castra up` for a project: under the project lock, starts every VM (and the broker) not already running,
+ * then waits until each guest is ready. Returns the VMs it ran or found running. A failure while starting,
+ * or Ctrl-C at any point, stops exactly what this call started and nothing else.
+ */
+export async function upProject(project: Project, host: VmHost, options: UpOptions): Promise<LiveVm[]> {
+  const { signal, onEvent } = options;
+  const accel = await host.chooseAccelerator(options.accel, options.env);
+  await host.ensureStateDirs(project);
+  const lock = await host.lockProject(project, "castra up", {
+    signal,
+    onWait: (holder) => onEvent({ type: "lock-wait", holder }),
+  });
+  const started: Started = { vms: [] };
+  let live: LiveVm[];
+  try {
+    live = await startMissing(project, host, options, accel, started);
+  } catch (err) {
+    await stopStarted(project, host, started);
+    throw signal.aborted ? interrupted(started) : err;
+  } finally {
+    await lock.release();
+  }
+  if (!options.wait) return live;
+  try {
+    await waitForAll(host, live, options);
+  } catch (err) {
+    // A guest that is not ready in time keeps running (the error says how to watch it); Ctrl-C stops ours.
+    if (!signal.aborted) throw err;
+    await stopStarted(project, host, started);
+    throw interrupted(started);
+  }
+  return live;
+}
+
+/** Under the project lock: starts every VM (and the broker) not already running; returns the live VMs. */
+async function startMissing(
+  project: Project,
+  host: VmHost,
+  options: UpOptions,
+  accel: { accel: Accelerator; warning?: string },
+  started: Started,
+): Promise<LiveVm[]> {
+  const { onEvent } = options;
+  const live: LiveVm[] = [];
+  const toStart: VmConfig[] = [];
+  for (const vm of project.vms) {
+    const status = await host.vmStatus(project, vm);
+    const { record } = status;
+    if ((status.state === "running" || status.state === "starting") && record) {
+      onEvent({ type: "already-live", vm: vm.name, state: status.state, pid: record.pid });
+      live.push({ vm, record });
+      continue;
+    }
+    if (status.state === "shutting_down") {
+      throw new LaunchError(`vm ${vm.name} is still shutting down (pid ${record?.pid})`, {
+        detail: "A `castra down` began stopping it and did not finish.",
+        hint: "run `castra down` to finish stopping it, then `castra up`",
+      });
+    }
+    if (status.state === "error" && record)
+      onEvent({ type: "restarting-after-error", vm: vm.name, pid: record.pid });
+    await host.removeRuntimeFiles(status.paths, record);
+    toStart.push(vm);
+  }
+  const broker =
+    project.broker && (await host.brokerStatus(project.stateDir)).state !== "running"
+      ? project.broker
+      : undefined;
+  if (toStart.length === 0 && !broker) return live;
+
+  if (accel.warning && toStart.length > 0) onEvent({ type: "accel-fallback", reason: accel.warning });
+  const plan = await planVms(project, host, options, toStart);
+  const checked = await host.preflight({
+    project,
+    vms: plan,
+    brokerPort: broker?.port,
+    force: options.force,
+    env: options.env,
+  });
+  for (const problem of checked.warnings) onEvent({ type: "check-forced", problem });
+  const { accesses, warnings } = await host.settleGuestAccess(project, plan);
+  for (const message of warnings) onEvent({ type: "guest-access-warning", message });
+  const takenPorts = new Set(hostPortClaims(project).flatMap((c) => (c.protocol === "tcp" ? [c.port] : [])));
+  // QEMU runs this same CLI once per guest connection to the metadata address.
+  const responder = { nodePath: options.self.execPath, cliPath: options.self.entry };
+
+  for (const [i, { vm, base, resources }] of plan.entries()) {
+    throwIfAborted(options.signal);
+    const disk = await host.prepareDisk(checked.tools.qemuImg, vm, base);
+    if (disk.overlay === "created")
+      onEvent({ type: "overlay-created", vm: vm.name, overlay: vm.overlay, base: disk.base.path });
+    const { cpus, memoryBytes } = resources;
+    onEvent({ type: "vm-starting", vm: vm.name, accel: accel.accel, cpus, memoryBytes });
+    const paths = vmPaths(project, vm);
+    const access = accesses[i] as GuestAccess;
+    const { network, ssh } = await host.prepareGuestNetwork({
+      project,
+      vm,
+      access,
+      paths,
+      responder,
+      takenPorts,
+    });
+    const record = await host.launchVm({
+      project,
+      vm,
+      base: disk.base,
+      tools: checked.tools,
+      accel: accel.accel,
+      paths,
+      network,
+      ssh,
+    });
+    started.vms.push({ vm, record });
+    live.push({ vm, record });
+  }
+  if (broker) {
+    throwIfAborted(options.signal);
+    started.broker = await host.startBroker({
+      stateDir: project.stateDir,
+      projectDir: project.rootDir,
+      port: broker.port,
+      command: options.self,
+    });
+    onEvent({ type: "broker-started", port: broker.port });
+  }
+  return live;
+}
+
+/** One VM at a time, so each managed image's download and conversion read as one block of output. */
+async function planVms(project: Project, host: VmHost, options: UpOptions, vms: VmConfig[]) {
+  const onEvent = (event: ImageEvent) => options.onEvent({ type: "image", event });
+  const plan: { vm: VmConfig; base: BaseImageLocation; resources: ReturnType<typeof vmResources> }[] = [];
+  for (const vm of vms) {
+    const base = await host.resolveBaseImage(vm, project, {
+      env: options.env,
+      offline: options.offline,
+      signal: options.signal,
+      onEvent,
+    });
+    plan.push({ vm, base, resources: vmResources(vm, base) });
+  }
+  return plan;
+}
+
+/** Waits for every VM in parallel; the first failure is thrown once all have settled. */
+async function waitForAll(host: VmHost, live: LiveVm[], options: UpOptions): Promise<void> {
+  const { onEvent } = options;
+  const results = await Promise.allSettled(
+    live.map(async ({ vm, record }) => {
+      const readyPattern = record.readyPattern;
+      onEvent({ type: "waiting", vm: vm.name, readyPattern });
+      const readiness = await host.waitUntilReady(vm.name, record, {
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+        onTick: (elapsedMs) => onEvent({ type: "booting", vm: vm.name, elapsedMs, readyPattern }),
+      });
+      onEvent({ type: "ready", vm: vm.name, readiness, readyPattern });
+    }),
+  );
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
+}
+
+/** Ctrl-C or a failure half-way: stop exactly the QEMUs (and broker) this `up` started, by pid. */
+async function stopStarted(project: Project, host: VmHost, started: Started): Promise<void> {
+  await Promise.all(
+    started.vms.map(({ vm, record }) =>
+      host.stopVm(record, vmPaths(project, vm), { timeoutMs: 0, skipPowerdown: true }).catch(() => undefined),
+    ),
+  );
+  if (started.broker) await host.stopBroker(project.stateDir, started.broker).catch(() => false);
+}
+
+function interrupted(started: Started): InterruptedError {
+  const names = started.vms.map((s) => s.vm.name);
+  return new InterruptedError("Interrupted", {
+    detail: names.length > 0 ? `Stopped what this castra up had started: ${names.join(", ")}.` : undefined,
+    hint: "run `castra up` again to start the VMs",
+  });
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError("Interrupted");
+}

@@ -1,0 +1,51 @@
+import type { BrokerLaunch } from "../broker/process.js";
+import type { BrokerRecord, BrokerStatus } from "../broker/state.js";
+import type { Project, VmConfig } from "../config/model.js";
+import type { Lock, LockHolder } from "../host/lock.js";
+import type { AccelDecision } from "../vm/accel.js";
+import type { BaseImageLocation, ManagedImageOptions, ResolvedBaseImage } from "../vm/base-image.js";
+import type { GuestAccess, GuestNetworkInput, GuestNetworkPlan, SshEndpoint } from "../vm/guest-access.js";
+import type { LaunchInput } from "../vm/launch.js";
+import type { OverlayOutcome } from "../vm/overlay.js";
+import type { VmPaths } from "../vm/paths.js";
+import type { PreflightInput, PreflightResult } from "../vm/preflight.js";
+import type { Readiness, ReadyOptions } from "../vm/readiness.js";
+import type { VmRunRecord, VmStatus } from "../vm/state.js";
+import type { StopOptions, StoppedBy } from "../vm/stop.js";
+
+/**
+ * Everything starting and stopping a project does to the host: the project lock, processes (QEMU, the
+ * broker), disks and images, host ports. `realVmHost` does it for real; tests pass a fake, so the
+ * orchestration in `up.ts` and `down.ts` runs in process without QEMU or a network.
+ */
+export interface VmHost {
+  lockProject(
+    project: Project,
+    purpose: string,
+    options: { signal: AbortSignal; onWait: (holder: LockHolder) => void },
+  ): Promise<Lock>;
+  vmStatus(project: Project, vm: VmConfig): Promise<VmStatus>;
+  removeRuntimeFiles(paths: VmPaths, record?: VmRunRecord): Promise<void>;
+  brokerStatus(stateDir: string): Promise<BrokerStatus>;
+  chooseAccelerator(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<AccelDecision>;
+  /** `.castra/`, `run/`, `logs/` and the short socket directory a VM may need. */
+  ensureStateDirs(project: Project): Promise<void>;
+  resolveBaseImage(vm: VmConfig, project: Project, options: ManagedImageOptions): Promise<BaseImageLocation>;
+  preflight(input: PreflightInput): Promise<PreflightResult>;
+  settleGuestAccess(
+    project: Project,
+    vms: { vm: VmConfig; base: BaseImageLocation }[],
+  ): Promise<{ accesses: GuestAccess[]; warnings: string[] }>;
+  /** Reads the base image's format and makes sure the VM's overlay is a qcow2 on it. */
+  prepareDisk(
+    qemuImg: string,
+    vm: VmConfig,
+    base: BaseImageLocation,
+  ): Promise<{ base: ResolvedBaseImage; overlay: OverlayOutcome }>;
+  prepareGuestNetwork(input: GuestNetworkInput): Promise<{ network: GuestNetworkPlan; ssh?: SshEndpoint }>;
+  launchVm(input: LaunchInput): Promise<VmRunRecord>;
+  waitUntilReady(vmName: string, record: VmRunRecord, options: ReadyOptions): Promise<Readiness>;
+  stopVm(record: VmRunRecord, paths: VmPaths, options: StopOptions): Promise<StoppedBy>;
+  startBroker(launch: BrokerLaunch): Promise<BrokerRecord>;
+  stopBroker(stateDir: string, record: BrokerRecord | undefined): Promise<boolean>;
+}
