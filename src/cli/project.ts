@@ -1,7 +1,9 @@
 import { resolve } from "node:path";
+import { brokerStatus } from "../broker/state.js";
 import { displayPath, loadOrDefaultProject } from "../config/load.js";
 import type { Project } from "../config/model.js";
 import type { VmHost } from "../project/vm-host.js";
+import { vmStatus } from "../vm/state.js";
 import type { CommandContext } from "./context.js";
 import type { IO } from "./io.js";
 
@@ -35,6 +37,11 @@ export function reportConfigWarnings(project: Project, io: IO): void {
   for (const w of project.warnings) {
     if (w.kind !== "unknown_key") io.warn(`${file}: ${w.path}: ${w.message}`);
   }
+}
+
+/** Reads VM and broker state: the context's host in tests, else the state files (no launcher is loaded). */
+export function stateReaderOf(ctx: CommandContext): Pick<VmHost, "vmStatus" | "brokerStatus"> {
+  return ctx.vmHost ?? { vmStatus, brokerStatus };
 }
 
 /** The context's host for `up` and `down`, else the real one (loaded only by the commands that start or stop VMs). */

@@ -65,3 +65,24 @@ test("JSON gives ssh { host, port, user } for a running VM and null for a stoppe
   assert.equal(db?.ssh, null);
   assert.deepEqual(db?.forwards, []);
 });
+
+test("a VM whose QEMU died is `error`: exit 1, QEMU's last lines and the next command", async () => {
+  const { FakeVmHost } = await import("../../../test/support/fake-vm-host.js");
+  const { castraInProcess } = await import("../../../test/support/in-process.js");
+  const { loadProjectFile } = await import("../../config/load.js");
+  const host = new FakeVmHost();
+  const crashed = host.seed(await loadProjectFile(join(dir, "castra.toml")), "db", "error");
+  const table = await castraInProcess(["status", "--skip-discovery"], { cwd: dir, vmHost: host });
+  assert.equal(table.code, 1);
+  assert.match(table.stdout, /^db\s+error\s/m);
+  assert.match(
+    table.stderr,
+    new RegExp(`^warning: db: QEMU \\(pid ${crashed.pid}\\) exited without \`castra down\``, "m"),
+  );
+  assert.match(table.stderr, /^ {4}qemu: terminating on signal 9$/m);
+  assert.match(table.stderr, /^hint: run `castra up` to start it again on the same overlay/m);
+  const json = await castraInProcess(["status", "--json"], { cwd: dir, vmHost: host });
+  assert.equal(json.code, 1);
+  const db = (JSON.parse(json.stdout).vms as VmStatusJson[]).find((vm) => vm.name === "db");
+  assert.deepEqual(db?.last_log_lines, ["qemu: terminating on signal 9"]);
+});

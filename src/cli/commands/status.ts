@@ -1,13 +1,13 @@
-import { type BrokerStatus, brokerStatus, vmBrokerState } from "../../broker/state.js";
+import { type BrokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
 import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog-schema.js";
-import { projectStatus, type VmState, type VmStatus } from "../../vm/state.js";
+import type { VmState, VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
-import { resolveProject } from "../project.js";
+import { resolveProject, stateReaderOf } from "../project.js";
 import { formatTable } from "../render/table.js";
 import type { StatusOptions } from "./specs.js";
 
@@ -36,8 +36,9 @@ export interface VmStatusJson {
 export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promise<number> {
   const { io } = ctx;
   const project = await resolveProject(ctx);
-  const statuses = await projectStatus(project);
-  const broker = project.broker ? await brokerStatus(project.stateDir) : undefined;
+  const reader = stateReaderOf(ctx);
+  const statuses = await Promise.all(project.vms.map((vm) => reader.vmStatus(project, vm)));
+  const broker = project.broker ? await reader.brokerStatus(project.stateDir) : undefined;
   const hints = await profileHints(statuses, io.env);
   const vms = statuses.map((s) => toJson(s, broker, hints.get(s.vm.name)));
   const anyError = statuses.some((s) => s.state === "error");

@@ -1,0 +1,219 @@
+import type { BrokerRecord, BrokerStatus } from "../../src/broker/state.js";
+import type { Project, VmConfig } from "../../src/config/model.js";
+import type { CastraError } from "../../src/errors.js";
+import { InterruptedError, LaunchError } from "../../src/errors.js";
+import type { LockHolder } from "../../src/host/lock.js";
+import type { ImageEvent } from "../../src/images/events.js";
+import type { VmHost } from "../../src/project/vm-host.js";
+import { vmPaths } from "../../src/vm/paths.js";
+import type { VmRunRecord, VmState, VmStatus } from "../../src/vm/state.js";
+import type { StoppedBy } from "../../src/vm/stop.js";
+
+/** A VM as the fake host knows it: its state and, when it has one, its run record. */
+interface FakeVm {
+  state: VmState;
+  record: VmRunRecord;
+}
+
+export interface FakeVmHostOptions {
+  /** How long each guest takes to become ready (ticks every 10 ms meanwhile). */
+  bootMs?: number;
+  /** These VMs never become ready: waiting for them lasts until Ctrl-C or the timeout. */
+  neverReady?: string[];
+  /** Launching these VMs fails as QEMU exiting at once would. */
+  failLaunch?: string[];
+  /** Preflight fails with this error (nothing may be launched then). */
+  preflightError?: CastraError;
+  /** Image events the managed VMs' base image resolution emits. */
+  imageEvents?: ImageEvent[];
+  /** Resolving a managed image waits until Ctrl-C (a download in progress). */
+  hangInImages?: boolean;
+  /** `up` finds the project lock held by this castra first. */
+  lockHolder?: LockHolder;
+  /** How `stopVm` ends each VM when ACPI is allowed. */
+  stoppedBy?: StoppedBy;
+}
+
+let nextPid = 900_000;
+
+/**
+ * A `VmHost` without QEMU, qemu-img, images or a network: VMs are entries in a map, and every action that
+ * changes the world is written to `actions` ("launch web", "stop web skip-powerdown"...) for tests to read.
+ */
+export class FakeVmHost implements VmHost {
+  readonly vms = new Map<string, FakeVm>();
+  readonly actions: string[] = [];
+  broker?: BrokerRecord;
+
+  constructor(private readonly options: FakeVmHostOptions = {}) {}
+
+  /** Puts `vm` in `state` as if an earlier castra had started it. */
+  seed(project: Project, vmName: string, state: VmState): VmRunRecord {
+    const record = this.record(project, vmName);
+    this.vms.set(vmName, { state, record });
+    return record;
+  }
+
+  private record(project: Project, vmName: string): VmRunRecord {
+    const paths = vmPaths(project, { name: vmName });
+    return {
+      pid: nextPid++,
+      argv: ["qemu-system-x86_64", "-name", `guest=castra:${project.name}:${vmName}`],
+      startedAt: new Date().toISOString(),
+      accel: "tcg",
+      baseImage: "/images/base.qcow2",
+      overlay: `${project.stateDir}/${vmName}-overlay.qcow2`,
+      cpus: 1,
+      memoryBytes: 256 * 1024 * 1024,
+      readyPattern: "login:",
+      qmpSocket: paths.qmpSocket,
+      serialLog: paths.serialLog,
+      qemuLog: paths.qemuLog,
+      ssh: { host: "127.0.0.1", port: 40_022, user: "alpine", automatic: true },
+    };
+  }
+
+  async lockProject(_project: Project, purpose: string, options: { onWait: (holder: LockHolder) => void }) {
+    if (this.options.lockHolder) options.onWait(this.options.lockHolder);
+    this.actions.push(`lock ${purpose}`);
+    return { release: async () => void this.actions.push("unlock") };
+  }
+
+  async vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
+    const known = this.vms.get(vm.name);
+    const paths = vmPaths(project, vm);
+    if (!known) return { vm, state: "stopped", paths };
+    const lastLogLines = known.state === "error" ? ["qemu: terminating on signal 9"] : undefined;
+    return { vm, state: known.state, paths, record: known.record, lastLogLines };
+  }
+
+  async removeRuntimeFiles(paths: { pidFile: string }, record?: VmRunRecord) {
+    if (record) this.actions.push(`clean ${paths.pidFile.replace(/^.*\/run\//, "run/")}`);
+    for (const [name, vm] of this.vms)
+      if (vm.state === "error" || vm.state === "stopped") this.vms.delete(name);
+  }
+
+  async brokerStatus(): Promise<BrokerStatus> {
+    return { state: this.broker ? "running" : "stopped", record: this.broker, hellos: {} };
+  }
+
+  async chooseAccelerator(flag: string | undefined) {
+    return flag === "kvm" ? { accel: "kvm" as const } : { accel: "tcg" as const };
+  }
+
+  async ensureStateDirs() {}
+
+  async resolveBaseImage(
+    vm: VmConfig,
+    _project: Project,
+    options: { onEvent?: (e: ImageEvent) => void; signal?: AbortSignal },
+  ) {
+    if (vm.source.kind === "path") return { path: vm.source.path };
+    for (const event of this.options.imageEvents ?? []) options.onEvent?.(event);
+    if (this.options.hangInImages)
+      await untilAborted(options.signal, "Interrupted while preparing the image");
+    return {
+      path: "/images/alpine/rootfs.qcow2",
+      boot: { readyPattern: "login:", cpus: 1, memoryBytes: 512 * 1024 * 1024 },
+    };
+  }
+
+  async preflight() {
+    if (this.options.preflightError) throw this.options.preflightError;
+    return {
+      tools: { qemuSystem: "/usr/bin/qemu-system-x86_64", qemuImg: "/usr/bin/qemu-img" },
+      warnings: [],
+    };
+  }
+
+  async settleGuestAccess(_project: Project, vms: { vm: VmConfig }[]) {
+    const accesses = vms.map(() => ({
+      subnet: "169.254.0.0/16",
+      servesMetadata: true,
+      flavour: "ec2" as const,
+      publicKeys: [],
+      sshUser: "alpine",
+    }));
+    return { accesses, warnings: [] };
+  }
+
+  async prepareDisk(_qemuImg: string, vm: VmConfig, base: { path: string }) {
+    this.actions.push(`disk ${vm.name}`);
+    return { base: { ...base, format: "qcow2" }, overlay: "created" as const };
+  }
+
+  async prepareGuestNetwork() {
+    return { network: { subnet: "169.254.0.0/16", mac: "52:54:00:00:00:01" } };
+  }
+
+  async launchVm(input: { project: Project; vm: VmConfig }) {
+    const name = input.vm.name;
+    this.actions.push(`launch ${name}`);
+    if (this.options.failLaunch?.includes(name))
+      throw new LaunchError(`vm ${name} failed to start: QEMU exited with status 1 while starting`);
+    const record = this.record(input.project, name);
+    this.vms.set(name, { state: "starting", record });
+    return record;
+  }
+
+  async waitUntilReady(
+    vmName: string,
+    record: VmRunRecord,
+    options: { timeoutMs: number; signal?: AbortSignal; onTick?: (ms: number) => void },
+  ) {
+    const began = Date.now();
+    const bootMs = this.options.neverReady?.includes(vmName)
+      ? Number.POSITIVE_INFINITY
+      : (this.options.bootMs ?? 20);
+    for (;;) {
+      if (options.signal?.aborted)
+        throw new InterruptedError("Interrupted while waiting for the VMs to boot");
+      const elapsed = Date.now() - began;
+      options.onTick?.(elapsed);
+      if (elapsed >= bootMs) break;
+      if (elapsed >= options.timeoutMs)
+        throw new LaunchError(`vm ${vmName} was not ready within ${Math.round(options.timeoutMs / 1000)} s`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const vm = [...this.vms.values()].find((v) => v.record === record);
+    if (vm) vm.state = "running";
+    return { elapsedMs: Date.now() - began, by: "pattern" as const };
+  }
+
+  async stopVm(
+    record: VmRunRecord,
+    _paths: unknown,
+    options: { skipPowerdown?: boolean; onEvent?: (e: never) => void },
+  ) {
+    const name = [...this.vms].find(([, v]) => v.record === record)?.[0] ?? "?";
+    this.actions.push(`stop ${name}${options.skipPowerdown ? " skip-powerdown" : ""}`);
+    this.vms.delete(name);
+    return options.skipPowerdown ? ("sigterm" as const) : (this.options.stoppedBy ?? "acpi");
+  }
+
+  async startBroker(launch: { port: number }) {
+    this.actions.push(`broker start ${launch.port}`);
+    this.broker = {
+      pid: nextPid++,
+      argv: ["castra", "broker"],
+      port: launch.port,
+      startedAt: new Date().toISOString(),
+    };
+    return this.broker;
+  }
+
+  async stopBroker(_stateDir: string, record: BrokerRecord | undefined) {
+    this.actions.push("broker stop");
+    const was = Boolean(record && this.broker);
+    this.broker = undefined;
+    return was;
+  }
+}
+
+function untilAborted(signal: AbortSignal | undefined, message: string): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(new InterruptedError(message));
+    if (signal?.aborted) fail();
+    else signal?.addEventListener("abort", fail, { once: true });
+  });
+}
