@@ -13,7 +13,7 @@ import { describeMachine, passes, type RowResult, table, writeResults } from "./
 import { bootRow } from "./rows/boot.js";
 import { cliStartRows } from "./rows/cli-start.js";
 import { downloadRows } from "./rows/download.js";
-import { logsRow } from "./rows/logs.js";
+import { logsRows } from "./rows/logs.js";
 import { warmUpRow } from "./rows/warm-up.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -37,7 +37,7 @@ const GROUPS: Group[] = [
     },
   },
   { ids: [7], run: async (b) => [await bootRow(b)] },
-  { ids: [8], run: async (b) => [await logsRow(b)] },
+  { ids: [8, 9], run: logsRows },
 ];
 
 function log(message: string): void {

@@ -32,10 +32,6 @@ await build({
   target: "node20",
   chunkNames: "chunks/[name]-[hash]",
   define: { __CASTRA_VERSION__: JSON.stringify(version) },
-  // commander is CommonJS and calls require("node:events"): give the ESM bundle a real require.
-  banner: {
-    js: 'import { createRequire as __castraRequire } from "node:module"; const require = __castraRequire(import.meta.url);',
-  },
   logLevel: "warning",
 });
 chmodSync(`${outdir}/castra.js`, 0o755);

@@ -1,4 +1,4 @@
-/** Exit codes from DESIGN.md (sysexits). Only `main` turns them into the process exit code. */
+/** Exit codes of docs/design.md (sysexits). Only `runCli` turns them into the process exit code. */
 export const ExitCode = {
   ok: 0,
   vmError: 1,

@@ -7,6 +7,8 @@ import { firstLine } from "./procs.js";
 export type Goal =
   | { kind: "time-ratio"; max: number }
   | { kind: "throughput-ratio"; min: number }
+  /** castra's median at most the baseline's plus `maxMs`. */
+  | { kind: "time-margin"; maxMs: number }
   | { kind: "value"; max: number; unit: string };
 
 export interface RowResult {
@@ -25,6 +27,7 @@ export interface RowResult {
 /** The number compared with the goal: a ratio of medians, or the castra median itself. */
 export function figureOf(row: RowResult): number {
   if (row.goal.kind === "value" || !row.base) return row.castra.median;
+  if (row.goal.kind === "time-margin") return row.castra.median - row.base.median;
   return row.castra.median / row.base.median;
 }
 
@@ -33,13 +36,22 @@ export function passes(row: RowResult): boolean {
   const value = figureOf(row);
   if (row.goal.kind === "time-ratio") return value <= row.goal.max;
   if (row.goal.kind === "throughput-ratio") return value >= row.goal.min;
+  if (row.goal.kind === "time-margin") return value <= row.goal.maxMs;
   return value <= row.goal.max;
 }
 
 function goalText(goal: Goal): string {
   if (goal.kind === "time-ratio") return `≤ ${goal.max.toFixed(2)}×`;
   if (goal.kind === "throughput-ratio") return `≥ ${goal.min.toFixed(2)}×`;
+  if (goal.kind === "time-margin") return `≤ +${goal.maxMs} ms`;
   return `≤ ${goal.max} ${goal.unit}`;
+}
+
+/** The compared figure as the table shows it: a ratio, a margin in ms, or nothing for plain values. */
+function ratioText(row: RowResult): string {
+  if (row.goal.kind === "value") return "—";
+  if (row.goal.kind === "time-margin") return `+${figureOf(row).toFixed(0)} ms`;
+  return `${figureOf(row).toFixed(2)}×`;
 }
 
 function spread(s: Series | undefined, unit: string): string {
@@ -55,7 +67,7 @@ export function table(rows: RowResult[]): string {
     "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const row of rows) {
-    const ratio = row.error ? "—" : row.goal.kind === "value" ? "—" : `${figureOf(row).toFixed(2)}×`;
+    const ratio = row.error ? "—" : ratioText(row);
     const base = row.base ? `${row.baseline}: ${spread(row.base, row.unit)}` : row.baseline;
     const castra = row.error ? `error: ${row.error}` : spread(row.castra, row.unit);
     lines.push(

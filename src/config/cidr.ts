@@ -1,5 +1,3 @@
-import { isIPv4 } from "node:net";
-
 /** An IPv4 network such as `169.254.0.0/16`, as 32-bit numbers. */
 export interface Ipv4Network {
   address: number;
@@ -16,6 +14,14 @@ export function parseCidr(text: string): Ipv4Network | undefined {
   // `>>> 0` keeps the numbers unsigned: JavaScript's bit operators work on signed 32-bit integers.
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { address: ipv4ToNumber(match[1]), prefix, mask };
+}
+
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]\\d|\\d)";
+const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+
+/** A dotted-quad IPv4 address without leading zeros, as `net.isIPv4` reads it (without loading `net`). */
+export function isIPv4(text: string): boolean {
+  return IPV4.test(text);
 }
 
 export function ipv4ToNumber(address: string): number {

@@ -1,4 +1,4 @@
-import { isIPv4 } from "node:net";
+import { isIPv4 } from "./cidr.js";
 import { type FieldReader, joinPath } from "./fields.js";
 import { type BrokerConfig, DEFAULT_HOST_ADDRESS, type PortForward, type Protocol } from "./model.js";
 

@@ -53,7 +53,7 @@ export function parseProject(text: string, configPath: string, cwd = dirname(con
   return { ...config, rootDir, configPath, synthesized: false, stateDir: join(rootDir, ".castra") };
 }
 
-/** The zero-config project of DESIGN.md: held in memory only, nothing is written. */
+/** The zero-config project (docs/design.md, "Configuration"): held in memory only, nothing is written. */
 export function synthesizeProject(cwd: string): Project {
   const rootDir = resolve(cwd);
   return {

@@ -7,7 +7,7 @@ import { sha256File } from "./manifest.js";
 import "../zod-messages.js";
 
 /**
- * The per-user download cache (DESIGN.md, "Project state"): verified downloads named by their sha256,
+ * The per-user download cache (docs/design.md, "Project state"): verified downloads named by their sha256,
  * `downloads/sha256/<hash>` (read-only) beside `<hash>.json` (where it came from, when it was last used).
  * It only ever speeds things up, so every caller treats its errors as warnings.
  */

@@ -56,7 +56,7 @@ export function imageLockPath(dir: string): string {
 }
 
 /**
- * Materialises a managed image under `.castra/images/<id>/<version>/` (DESIGN.md, "Managed images"):
+ * Materialises a managed image under `.castra/images/<id>/<version>/` (docs/design.md, "Managed images"):
  * a cache hit costs a manifest read and a stat per file; otherwise fetch (from the per-user download cache
  * when it holds the bytes, else the network), verify, transform, then the manifest, written last. Emits events instead of printing; records them in the image-manager log.
  */

@@ -1,11 +1,11 @@
-import { createHash } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { CannotCreateError, fsError } from "../errors.js";
 import { ensureDir } from "../host/files.js";
+import { shortHash } from "../host/short-hash.js";
 
-/** Where each runtime and log file of one VM lives (DESIGN.md "Project state"). */
+/** Where each runtime and log file of one VM lives (docs/design.md, "Project state"). */
 export interface VmPaths {
   pidFile: string;
   /** Present while `castra down` is stopping this VM: the `shutting_down` state. */
@@ -69,7 +69,7 @@ export function vmPaths(
 /** The QMP socket in run/, or a short per-user path when the project path is too long for a unix socket. */
 function qmpSocketPath(preferred: string, stateDir: string, vmName: string, env: NodeJS.ProcessEnv): string {
   if (Buffer.byteLength(preferred) <= UNIX_SOCKET_MAX_BYTES) return preferred;
-  const hash = createHash("sha256").update(`${stateDir}\0${vmName}`).digest("hex").slice(0, 16);
+  const hash = shortHash(`${stateDir}\0${vmName}`);
   return join(shortRuntimeDir(env), `${hash}.qmp`);
 }
 

@@ -75,7 +75,7 @@ export function isOurQemu(record: VmRunRecord): Promise<boolean> {
   return runsArgv(record.pid, record.argv);
 }
 
-/** The state of one VM, from its pid file, the process table and its serial log (DESIGN.md "VMs"). */
+/** The state of one VM, from its pid file, the process table and its serial log (docs/design.md, "VMs"). */
 export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
   const paths = vmPaths(project, vm);
   const record = await readRunRecord(paths.pidFile);
