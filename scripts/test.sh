@@ -17,10 +17,11 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(unit e2e faults)
 for suite in "${suites[@]}"; do
   case "$suite" in
-    unit) mapfile -t files < <(find src -name '*.test.ts' | sort) ;;
-    e2e) mapfile -t files < <(find test -name '*.test.ts' | sort) ;;
+    # Unit test files are independent and mostly wait on their own processes: run a few side by side.
+    unit) mapfile -t files < <(find src -name '*.test.ts' | sort); concurrency=(--test-concurrency=3) ;;
+    e2e) mapfile -t files < <(find test -name '*.test.ts' | sort); concurrency=() ;;
     faults) node --import tsx test/faults/run.ts; continue ;;
     *) echo "unknown suite '$suite' (expected unit, e2e or faults)" >&2; exit 64 ;;
   esac
-  node --import tsx --test --test-reporter=spec "${files[@]}"
+  node --import tsx --test --test-reporter=spec "${concurrency[@]}" "${files[@]}"
 done
