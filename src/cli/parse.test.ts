@@ -71,6 +71,19 @@ test("nested commands: images alone, images pull ID --offline, prune's counts an
   assert.deepEqual((await parse(["logs", "-n", "20", "-f"]))?.options, { tail: 20, follow: true });
 });
 
+test("VM names are operands of up, down, status, logs, suspend and destroy", async () => {
+  assert.deepEqual((await parse(["up", "web", "db", "--no-wait"])).options, {
+    vms: ["web", "db"],
+    wait: false,
+  });
+  assert.deepEqual((await parse(["destroy", "web", "--yes"])).options, { vms: ["web"], yes: true });
+  assert.deepEqual((await parse(["snapshot", "save", "--vm", "web", "before"])).options, {
+    vm: "web",
+    name: "before",
+  });
+  assert.match(await usageError(["snapshot", "save"]), /missing required argument 'name'/);
+});
+
 test("bad values and unknown names are usage errors naming what is wrong", async () => {
   assert.match(await usageError(["up", "--timeout", "soon"]), /expected a positive number of seconds/);
   assert.match(await usageError(["up", "--accel", "hvf"]), /expected auto, kvm or tcg/);
@@ -83,7 +96,7 @@ test("bad values and unknown names are usage errors naming what is wrong", async
     await usageError(["ports", "--verbsoe"]),
     /unknown option '--verbsoe'\nhint: did you mean `--verbose`/,
   );
-  assert.match(await usageError(["status", "extra"]), /too many arguments for 'status'/);
+  assert.match(await usageError(["ports", "extra"]), /too many arguments for .ports./);
   assert.match(
     await usageError(["broker", "--port", "1"]),
     /required option '--project-dir <dir>' not specified/,
@@ -123,7 +136,7 @@ test("help, version, and the forms of flags: --x=v, -xv, combined shorts, global
 
 test("help for a command lists its flags; the program's lists every visible command", () => {
   const up = helpText(["up"]) ?? "";
-  assert.match(up, /^Usage: castra up \[options\]$/m);
+  assert.match(up, /^Usage: castra up \[options\] \[vms\.\.\.\]$/m);
   assert.match(up, /^ {2}--no-wait +return once QEMU runs/m);
   assert.match(up, /^ {2}-h, --help +show help$/m);
   const top = helpText([]) ?? "";

@@ -192,7 +192,7 @@ function assignOperands(spec: CommandSpec, operands: string[], options: Record<s
   let next = 0;
   for (const [key, arg] of args) {
     if (arg.kind === "operands") {
-      options[key] = operands.slice(next);
+      if (next < operands.length) options[key] = operands.slice(next);
       next = operands.length;
     } else if (next < operands.length) options[key] = operands[next++];
     else if (arg.required)

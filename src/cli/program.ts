@@ -19,6 +19,16 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   status: async () => (await import("./commands/status.js")).runStatus,
   logs: async () => (await import("./commands/logs.js")).runLogs,
   ssh: async () => (await import("./commands/ssh.js")).runSsh,
+  suspend: async () => (await import("./commands/suspend.js")).runSuspend,
+  destroy: async () => (await import("./commands/destroy.js")).runDestroy,
+  snapshot: async () => {
+    const { runSnapshotList } = await import("./commands/snapshot.js");
+    return (_opts, ctx) => runSnapshotList({}, ctx);
+  },
+  snapshotSave: async () => (await import("./commands/snapshot.js")).runSnapshotSave,
+  snapshotRestore: async () => (await import("./commands/snapshot.js")).runSnapshotRestore,
+  snapshotList: async () => (await import("./commands/snapshot.js")).runSnapshotList,
+  snapshotDelete: async () => (await import("./commands/snapshot.js")).runSnapshotDelete,
   images: async () => {
     const { runImagesList } = await import("./commands/images.js");
     return (_opts, ctx) => runImagesList({ cache: undefined }, ctx);

@@ -1,4 +1,4 @@
-import type { Project } from "../config/model.js";
+import type { Project, VmConfig } from "../config/model.js";
 import { exists } from "../host/files.js";
 import { projectPaths } from "../vm/paths.js";
 import type { VmStatus } from "../vm/state.js";
@@ -6,6 +6,9 @@ import type { ProjectEvent } from "./events.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface DownOptions {
+  /** The VMs to stop (default: every VM of the project, and then the broker too). */
+  targets?: readonly VmConfig[];
+  env: NodeJS.ProcessEnv;
   /** How long each guest gets to power off after the ACPI request, before SIGTERM. */
   timeoutMs: number;
   signal: AbortSignal;
@@ -16,6 +19,8 @@ export interface DownOptions {
 export interface DownResult {
   /** VMs that were running (or starting, or shutting down) and are stopped now. */
   stopped: string[];
+  /** Suspended VMs whose saved state was thrown away. */
+  discarded: string[];
   brokerStopped: boolean;
 }
 
@@ -27,23 +32,54 @@ const LIVE_STATES: VmStatus["state"][] = ["running", "starting", "shutting_down"
  */
 export async function downProject(project: Project, host: VmHost, options: DownOptions): Promise<DownResult> {
   const { onEvent } = options;
-  if (!(await exists(projectPaths(project).runDir))) return { stopped: [], brokerStopped: false };
+  // A project that never ran has no run/ directory: nothing to stop, and no lock to create.
+  if (!(await exists(projectPaths(project).runDir)))
+    return { stopped: [], discarded: [], brokerStopped: false };
   const lock = await host.lockProject(project, "castra down", {
     signal: options.signal,
     onWait: (holder) => onEvent({ type: "lock-wait", holder }),
   });
   try {
-    const statuses = await Promise.all(project.vms.map((vm) => host.vmStatus(project, vm)));
-    const live = statuses.filter((s) => s.record && LIVE_STATES.includes(s.state));
-    for (const status of statuses) if (!live.includes(status)) await clearStale(host, status, onEvent);
-    await Promise.all(live.map((status) => stopOne(host, status, options)));
-    const broker = await host.brokerStatus(project.stateDir);
-    const brokerStopped = broker.record ? await host.stopBroker(project.stateDir, broker.record) : false;
-    if (brokerStopped) onEvent({ type: "broker-stopped" });
-    return { stopped: live.map((s) => s.vm.name), brokerStopped };
+    return await stopTargets(project, host, options);
   } finally {
     await lock.release();
   }
+}
+
+/** Under the project lock: stops the targets (ACPI first), forgets suspended states, clears stale records. */
+export async function stopTargets(project: Project, host: VmHost, options: DownOptions): Promise<DownResult> {
+  const { onEvent } = options;
+  const statuses = await Promise.all(
+    (options.targets ?? project.vms).map((vm) => host.vmStatus(project, vm)),
+  );
+  const live = statuses.filter((s) => s.record && LIVE_STATES.includes(s.state));
+  const suspended = statuses.filter((s) => s.state === "suspended");
+  for (const status of statuses)
+    if (!live.includes(status) && !suspended.includes(status)) await clearStale(host, status, onEvent);
+  await Promise.all(live.map((status) => stopOne(host, status, options)));
+  for (const status of suspended) await discard(host, status, options);
+  const brokerStopped = (await nothingLeftRunning(project, host)) && (await stopBroker(project, host));
+  if (brokerStopped) onEvent({ type: "broker-stopped" });
+  return { stopped: live.map((s) => s.vm.name), discarded: suspended.map((s) => s.vm.name), brokerStopped };
+}
+
+/** `down` of a suspended VM: the VM is already stopped; what it still holds is a state nobody will resume. */
+async function discard(host: VmHost, status: VmStatus, options: DownOptions): Promise<void> {
+  const tools = await host.hostTools(options.env);
+  await host.discardSavedState(tools.qemuImg, status.vm);
+  const savedAt = status.suspended?.savedAt ?? "";
+  options.onEvent({ type: "saved-state-discarded", vm: status.vm.name, savedAt });
+}
+
+/** The broker serves the project's VMs: it stops with the last of them. */
+async function nothingLeftRunning(project: Project, host: VmHost): Promise<boolean> {
+  const statuses = await Promise.all(project.vms.map((vm) => host.vmStatus(project, vm)));
+  return statuses.every((s) => !LIVE_STATES.includes(s.state));
+}
+
+async function stopBroker(project: Project, host: VmHost): Promise<boolean> {
+  const broker = await host.brokerStatus(project.stateDir);
+  return broker.record ? host.stopBroker(project.stateDir, broker.record) : false;
 }
 
 async function stopOne(host: VmHost, status: VmStatus, options: DownOptions): Promise<void> {

@@ -27,6 +27,15 @@ export type ProjectEvent =
   | { type: "guest-access-warning"; message: string }
   | { type: "overlay-created"; vm: string; overlay: string; base: string }
   | { type: "vm-starting"; vm: string; accel: Accelerator; cpus: number; memoryBytes: number }
+  /** A suspended VM is started from its saved state instead of booting. */
+  | { type: "vm-resuming"; vm: string; savedAt: string }
+  /** A suspended VM's saved state was thrown away (`down`, or `up --discard-suspended`). */
+  | { type: "saved-state-discarded"; vm: string; savedAt: string }
+  /** The VM is not in a state the command acts on (suspending a stopped VM, say): nothing done. */
+  | { type: "skipped"; vm: string; state: string; action: string }
+  | { type: "suspending"; vm: string; pid: number; memoryBytes: number }
+  | { type: "vm-suspended"; vm: string; elapsedMs: number; stateBytes: number }
+  | { type: "vm-destroyed"; vm: string; removed: string[] }
   | { type: "broker-started"; port: number }
   /** Waiting for the VM's guest to be ready begins. */
   | { type: "waiting"; vm: string; readyPattern?: string }

@@ -1,5 +1,7 @@
 import { startBroker, stopBroker } from "../broker/process.js";
 import { brokerStatus } from "../broker/state.js";
+import { exists } from "../host/files.js";
+import { requireHostTools } from "../host/tools.js";
 import { chooseAccelerator } from "../vm/accel.js";
 import { inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
@@ -8,8 +10,12 @@ import { ensureOverlay } from "../vm/overlay.js";
 import { ensureStateDirs, vmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
 import { waitUntilReady } from "../vm/readiness.js";
+import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
+import { listSnapshots as listVmSnapshots, monitor, offlineSnapshot } from "../vm/snapshots.js";
 import { removeRuntimeFiles, vmStatus } from "../vm/state.js";
 import { stopVm } from "../vm/stop.js";
+import { suspendVm } from "../vm/suspend.js";
+import { removeVmFiles } from "../vm/vm-files.js";
 import { lockProject } from "./lock.js";
 import type { VmHost } from "./vm-host.js";
 
@@ -38,4 +44,24 @@ export const realVmHost: VmHost = {
   stopVm,
   startBroker,
   stopBroker,
+  hostTools: requireHostTools,
+  suspendVm,
+  async discardSavedState(qemuImg, vm) {
+    const snapshots = await listVmSnapshots(qemuImg, vm.overlay, true).catch(() => []);
+    if (snapshots.some((s) => s.name === SUSPEND_SNAPSHOT))
+      await offlineSnapshot(qemuImg, vm.overlay, "delete", SUSPEND_SNAPSHOT, vm.name);
+    await removeSuspendRecord(vm.overlay);
+  },
+  async listSnapshots(qemuImg, vm) {
+    return (await exists(vm.overlay)) ? listVmSnapshots(qemuImg, vm.overlay) : [];
+  },
+  async changeSnapshot({ action, vm, name, qemuImg, live }) {
+    if (live) {
+      const command = { save: "savevm", restore: "loadvm", delete: "delvm" }[action];
+      return monitor(live.qmpSocket, `${command} ${name}`, vm.name);
+    }
+    const offline = { save: "create", restore: "apply", delete: "delete" } as const;
+    return offlineSnapshot(qemuImg, vm.overlay, offline[action], name, vm.name);
+  },
+  removeVmFiles,
 };

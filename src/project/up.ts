@@ -2,16 +2,22 @@ import type { BrokerRecord } from "../broker/state.js";
 import type { Project, VmConfig } from "../config/model.js";
 import { hostPortClaims } from "../config/ports.js";
 import { InterruptedError, LaunchError } from "../errors.js";
+import type { HostTools } from "../host/tools.js";
 import type { ImageEvent } from "../images/events.js";
 import type { Accelerator } from "../vm/accel.js";
 import type { BaseImageLocation } from "../vm/base-image.js";
 import type { GuestAccess } from "../vm/guest-access.js";
 import { vmPaths } from "../vm/paths.js";
 import { vmResources } from "../vm/qemu-args.js";
+import type { SuspendRecord } from "../vm/saved-state.js";
 import type { LiveVm, ProjectEvent } from "./events.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface UpOptions {
+  /** The VMs to start (default: every VM of the project). */
+  targets?: readonly VmConfig[];
+  /** Boot suspended VMs from their disks, throwing their saved states away. */
+  discardSuspended?: boolean;
   /** Wait until every guest is ready (false: return once each QEMU answers on QMP). */
   wait: boolean;
   timeoutMs: number;
@@ -78,9 +84,20 @@ async function startMissing(
   const { onEvent } = options;
   const live: LiveVm[] = [];
   const toStart: VmConfig[] = [];
-  for (const vm of project.vms) {
+  const resume = new Map<VmConfig, SuspendRecord>();
+  let tools: HostTools | undefined;
+  for (const vm of options.targets ?? project.vms) {
     const status = await host.vmStatus(project, vm);
     const { record } = status;
+    if (status.state === "suspended" && status.suspended) {
+      if (options.discardSuspended) {
+        tools ??= await host.hostTools(options.env);
+        await host.discardSavedState(tools.qemuImg, vm);
+        onEvent({ type: "saved-state-discarded", vm: vm.name, savedAt: status.suspended.savedAt });
+      } else resume.set(vm, status.suspended);
+      toStart.push(vm);
+      continue;
+    }
     if ((status.state === "running" || status.state === "starting") && record) {
       onEvent({ type: "already-live", vm: vm.name, state: status.state, pid: record.pid });
       live.push({ vm, record });
@@ -124,8 +141,10 @@ async function startMissing(
     const disk = await host.prepareDisk(checked.tools.qemuImg, vm, base);
     if (disk.overlay === "created")
       onEvent({ type: "overlay-created", vm: vm.name, overlay: vm.overlay, base: disk.base.path });
+    const saved = resume.get(vm);
     const { cpus, memoryBytes } = resources;
-    onEvent({ type: "vm-starting", vm: vm.name, accel: accel.accel, cpus, memoryBytes });
+    if (saved) onEvent({ type: "vm-resuming", vm: vm.name, savedAt: saved.savedAt });
+    else onEvent({ type: "vm-starting", vm: vm.name, accel: accel.accel, cpus, memoryBytes });
     const paths = vmPaths(project, vm);
     const access = accesses[i] as GuestAccess;
     const { network, ssh } = await host.prepareGuestNetwork({
@@ -135,6 +154,7 @@ async function startMissing(
       paths,
       responder,
       takenPorts,
+      preferredSshPort: saved?.ssh?.automatic ? saved.ssh.port : undefined,
     });
     const record = await host.launchVm({
       project,
@@ -145,6 +165,7 @@ async function startMissing(
       paths,
       network,
       ssh,
+      resume: saved,
     });
     started.vms.push({ vm, record });
     live.push({ vm, record });

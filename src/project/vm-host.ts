@@ -2,6 +2,7 @@ import type { BrokerLaunch } from "../broker/process.js";
 import type { BrokerRecord, BrokerStatus } from "../broker/state.js";
 import type { Project, VmConfig } from "../config/model.js";
 import type { Lock, LockHolder } from "../host/lock.js";
+import type { HostTools } from "../host/tools.js";
 import type { AccelDecision } from "../vm/accel.js";
 import type { BaseImageLocation, ManagedImageOptions, ResolvedBaseImage } from "../vm/base-image.js";
 import type { GuestAccess, GuestNetworkInput, GuestNetworkPlan, SshEndpoint } from "../vm/guest-access.js";
@@ -10,6 +11,8 @@ import type { OverlayOutcome } from "../vm/overlay.js";
 import type { VmPaths } from "../vm/paths.js";
 import type { PreflightInput, PreflightResult } from "../vm/preflight.js";
 import type { Readiness, ReadyOptions } from "../vm/readiness.js";
+import type { SuspendRecord } from "../vm/saved-state.js";
+import type { Snapshot } from "../vm/snapshots.js";
 import type { VmRunRecord, VmStatus } from "../vm/state.js";
 import type { StopOptions, StoppedBy } from "../vm/stop.js";
 
@@ -48,4 +51,30 @@ export interface VmHost {
   stopVm(record: VmRunRecord, paths: VmPaths, options: StopOptions): Promise<StoppedBy>;
   startBroker(launch: BrokerLaunch): Promise<BrokerRecord>;
   stopBroker(stateDir: string, record: BrokerRecord | undefined): Promise<boolean>;
+  /** Host tools for work outside `up` (suspend, snapshots, destroy): found on PATH, or exit 72. */
+  hostTools(env: NodeJS.ProcessEnv): Promise<HostTools>;
+  /** Saves a running VM's memory and devices into its overlay and ends QEMU (see `vm/suspend.ts`). */
+  suspendVm(input: {
+    vm: VmConfig;
+    record: VmRunRecord;
+    paths: VmPaths;
+    qemuImg: string;
+    signal?: AbortSignal;
+  }): Promise<SuspendRecord>;
+  /** Forgets a suspended VM's saved state: its snapshot and its record. */
+  discardSavedState(qemuImg: string, vm: VmConfig): Promise<void>;
+  listSnapshots(qemuImg: string, vm: VmConfig): Promise<Snapshot[]>;
+  /** save, restore or delete a named snapshot; on a running VM (`live`) through QEMU, else with qemu-img. */
+  changeSnapshot(request: SnapshotRequest): Promise<void>;
+  /** Deletes what belongs to one VM alone (overlay, saved state, records, host key); returns the paths removed. */
+  removeVmFiles(project: Project, vm: VmConfig): Promise<string[]>;
+}
+
+export interface SnapshotRequest {
+  action: "save" | "restore" | "delete";
+  vm: VmConfig;
+  name: string;
+  qemuImg: string;
+  /** The running QEMU, when there is one. */
+  live?: VmRunRecord;
 }

@@ -1,3 +1,4 @@
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DataError } from "../errors.js";
 
@@ -36,4 +37,15 @@ export function hostKeyMismatchError(
 /** A path a user can paste into a shell: quoted only when it needs to be. */
 function pasteable(path: string): string {
   return /^[A-Za-z0-9_./:@+=-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Drops every line recorded for `alias` (a recreated VM has a new host key); true when one was there. */
+export async function forgetHostKey(knownHosts: string, alias: string): Promise<boolean> {
+  const text = await readFile(knownHosts, "utf8").catch(() => undefined);
+  if (text === undefined) return false;
+  const lines = text.split("\n");
+  const kept = lines.filter((line) => line.split(/\s+/, 1)[0]?.split(",").includes(alias) !== true);
+  if (kept.length === lines.length) return false;
+  await writeFile(knownHosts, kept.join("\n"), { mode: 0o600 });
+  return true;
 }

@@ -21,7 +21,7 @@ import { collectAuthorizedKeys } from "../ssh/authorized-keys.js";
 import { ensureProjectKey } from "../ssh/keys.js";
 import type { BootProfile } from "./base-image.js";
 import { guestMac, subnetHoldsMetadataAddress, userNetworkAddresses, vmSubnet } from "./guest-network.js";
-import { pickFreePort } from "./host-ports.js";
+import { pickFreePort, probePort } from "./host-ports.js";
 import type { VmPaths } from "./paths.js";
 
 /** How `castra ssh` reaches a guest; recorded in the VM's pid file at `up`. */
@@ -154,6 +154,8 @@ export interface GuestNetworkInput {
   responder: ResponderCommand;
   /** Host ports (tcp) the project already claims or castra already chose: never picked again. */
   takenPorts: Set<number>;
+  /** The automatic SSH port to keep when it is still free (a resumed VM keeps its address). */
+  preferredSshPort?: number;
 }
 
 /**
@@ -187,7 +189,12 @@ export async function prepareGuestNetwork(
     const host = declared.hostAddress === "0.0.0.0" ? DEFAULT_HOST_ADDRESS : declared.hostAddress;
     return { network, ssh: { host, port: declared.host, user: access.sshUser, automatic: false } };
   }
-  const port = await pickFreePort(DEFAULT_HOST_ADDRESS, input.takenPorts);
+  const preferred = input.preferredSshPort;
+  const keep =
+    preferred !== undefined &&
+    !input.takenPorts.has(preferred) &&
+    (await probePort(DEFAULT_HOST_ADDRESS, preferred, "tcp")) === undefined;
+  const port = keep ? preferred : await pickFreePort(DEFAULT_HOST_ADDRESS, input.takenPorts);
   input.takenPorts.add(port);
   network.sshForward = { host: port, guest: 22, protocol: "tcp", hostAddress: DEFAULT_HOST_ADDRESS };
   return { network, ssh: { host: DEFAULT_HOST_ADDRESS, port, user: access.sshUser, automatic: true } };

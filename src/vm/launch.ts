@@ -12,7 +12,10 @@ import type { GuestNetworkPlan, SshEndpoint } from "./guest-access.js";
 import type { VmPaths } from "./paths.js";
 import { buildQemuArgs, vmResources } from "./qemu-args.js";
 import { QmpClient } from "./qmp.js";
+import { removeSuspendRecord, SUSPEND_SNAPSHOT, type SuspendRecord } from "./saved-state.js";
+import { monitor } from "./snapshots.js";
 import { removeRuntimeFiles, type VmRunRecord } from "./state.js";
+import { checkResumable } from "./suspend.js";
 
 /** QEMU opens its QMP socket before the guest runs a single instruction; this only bounds a stuck host. */
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -26,6 +29,8 @@ export interface LaunchInput {
   paths: VmPaths;
   network: GuestNetworkPlan;
   ssh?: SshEndpoint;
+  /** Resume this saved state (`-loadvm`) instead of booting; refused when the VM no longer matches it. */
+  resume?: SuspendRecord;
 }
 
 /**
@@ -39,6 +44,12 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     projectName: input.project.name,
     network: input.network,
   });
+  const resources = vmResources(vm, base);
+  if (input.resume) {
+    const { qemuSystem, qemuImg } = input.tools;
+    await checkResumable({ vm, saved: input.resume, args, qemuSystem, qemuImg, resources });
+    args.push("-loadvm", SUSPEND_SNAPSHOT);
+  }
   await rm(paths.qmpSocket, { force: true });
   const log = await openLog(paths.qemuLog);
   try {
@@ -69,7 +80,6 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     await log.close();
   }
   child.unref();
-  const resources = vmResources(vm, base);
   const record: VmRunRecord = {
     pid: child.pid as number,
     argv: [input.tools.qemuSystem, ...args],
@@ -79,7 +89,9 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     overlay: vm.overlay,
     cpus: resources.cpus,
     memoryBytes: resources.memoryBytes,
-    readyPattern: resources.readyPattern,
+    // A resumed guest is ready when it runs: its ready line was printed before the suspend.
+    readyPattern: input.resume ? undefined : resources.readyPattern,
+    ...(input.resume ? { resumedFrom: input.resume.savedAt } : {}),
     qmpSocket: paths.qmpSocket,
     serialLog: paths.serialLog,
     qemuLog: paths.qemuLog,
@@ -92,6 +104,7 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     const client = await QmpClient.connect(paths.qmpSocket, { timeoutMs: 2000 }).catch(() => undefined);
     if (client) {
       client.close();
+      if (input.resume) await forgetSavedState(vm, paths.qmpSocket);
       return record;
     }
     if (Date.now() > deadline) {
@@ -108,6 +121,12 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
   await removeRuntimeFiles(paths, record);
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
   throw await qemuFailure(vm.name, paths.qemuLog, `QEMU ${how} while starting`);
+}
+
+/** Once resumed, the saved state has done its job: its snapshot and record go, so it can never be resumed twice. */
+async function forgetSavedState(vm: VmConfig, qmpSocket: string): Promise<void> {
+  await removeSuspendRecord(vm.overlay);
+  await monitor(qmpSocket, `delvm ${SUSPEND_SNAPSHOT}`, vm.name).catch(() => {});
 }
 
 /** A LaunchError carrying the last lines QEMU wrote, since they name the actual cause. */

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import type { Project } from "../config/model.js";
+import type { Project, VmConfig } from "../config/model.js";
 import { readFrom, readTail } from "../host/log-tail.js";
 import { projectPaths, vmPaths } from "./paths.js";
 
@@ -20,14 +20,16 @@ export interface LogLine {
  * Broker and image-manager logs when the project can have them, then each VM's QEMU, serial and metadata
  * logs (one line per guest request to 169.254.169.254).
  */
-export function logSources(project: Project): LogSource[] {
+export function logSources(project: Project, vms: readonly VmConfig[] = project.vms): LogSource[] {
   const paths = projectPaths(project);
   const sources: LogSource[] = [];
-  if (project.broker) sources.push({ label: "host-broker", path: paths.brokerLog });
-  if (project.vms.some((vm) => vm.source.kind === "managed")) {
+  // The project's own logs belong to every VM: shown unless some VMs were picked out.
+  const whole = vms.length === project.vms.length;
+  if (whole && project.broker) sources.push({ label: "host-broker", path: paths.brokerLog });
+  if (whole && project.vms.some((vm) => vm.source.kind === "managed")) {
     sources.push({ label: "image-manager", path: paths.imageManagerLog });
   }
-  for (const vm of project.vms) {
+  for (const vm of vms) {
     const p = vmPaths(project, vm);
     sources.push(
       { label: `vm:${vm.name}:qemu`, path: p.qemuLog },

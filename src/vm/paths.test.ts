@@ -18,6 +18,7 @@ test("runtime and log files live under .castra/run and .castra/logs", () => {
     serialLog: "/p/.castra/logs/devbox-serial.log",
     metadataConfig: "/p/.castra/run/devbox-metadata.json",
     metadataLog: "/p/.castra/logs/devbox-metadata.log",
+    provisionRecord: "/p/.castra/provision/devbox.json",
   });
 });
 

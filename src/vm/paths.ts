@@ -17,6 +17,8 @@ export interface VmPaths {
   metadataConfig: string;
   /** One line per guest request to 169.254.169.254. */
   metadataLog: string;
+  /** What provisioning ran in this VM's overlay, so `once` steps run once. */
+  provisionRecord: string;
 }
 
 export interface ProjectPaths {
@@ -63,6 +65,7 @@ export function vmPaths(
     serialLog: join(logsDir, `${vm.name}-serial.log`),
     metadataConfig: join(runDir, `${vm.name}-metadata.json`),
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
+    provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
   };
 }
 

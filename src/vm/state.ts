@@ -7,8 +7,9 @@ import { isAlive, runsArgv } from "../host/process.js";
 import type { Accelerator } from "./accel.js";
 import type { SshEndpoint } from "./guest-access.js";
 import { type VmPaths, vmPaths } from "./paths.js";
+import { readSuspendRecord, type SuspendRecord } from "./saved-state.js";
 
-export type VmState = "stopped" | "starting" | "running" | "shutting_down" | "error";
+export type VmState = "stopped" | "starting" | "running" | "shutting_down" | "suspended" | "error";
 
 /** `.castra/run/<vm>.pid`: who was started, with what, and when. */
 export interface VmRunRecord {
@@ -27,6 +28,8 @@ export interface VmRunRecord {
   qemuLog: string;
   /** Where `castra ssh` connects; absent with `ssh = false` (or a QEMU started by an older castra). */
   ssh?: SshEndpoint;
+  /** Set when this QEMU resumed a state saved at that time instead of booting. */
+  resumedFrom?: string;
 }
 
 export interface VmStatus {
@@ -37,6 +40,8 @@ export interface VmStatus {
   record?: VmRunRecord;
   /** For `error`: the last lines QEMU wrote to logs/<vm>.log. */
   lastLogLines?: string[];
+  /** For `suspended`: the saved state `up` resumes. */
+  suspended?: SuspendRecord;
 }
 
 export async function readRunRecord(pidFile: string): Promise<VmRunRecord | undefined> {
@@ -79,7 +84,7 @@ export function isOurQemu(record: VmRunRecord): Promise<boolean> {
 export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
   const paths = vmPaths(project, vm);
   const record = await readRunRecord(paths.pidFile);
-  if (!record) return { vm, state: "stopped", paths };
+  if (!record) return notRunning(vm, paths);
   if (await isOurQemu(record)) {
     if (await exists(paths.stoppingMarker)) return { vm, state: "shutting_down", paths, record };
     const ready = !record.readyPattern || (await serialLogContains(record.serialLog, record.readyPattern));
@@ -90,6 +95,12 @@ export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus
     return { vm, state: "stopped", paths, record };
   const lastLogLines = await readTailLines(record.qemuLog, 10).catch(() => []);
   return { vm, state: "error", paths, record, lastLogLines };
+}
+
+/** A VM without a live QEMU: suspended when a saved state waits for it, else stopped. */
+async function notRunning(vm: VmConfig, paths: VmPaths): Promise<VmStatus> {
+  const suspended = await readSuspendRecord(vm.overlay);
+  return suspended ? { vm, state: "suspended", paths, suspended } : { vm, state: "stopped", paths };
 }
 
 export function projectStatus(project: Project): Promise<VmStatus[]> {

@@ -4,8 +4,10 @@ import type { CastraError } from "../../src/errors.js";
 import { InterruptedError, LaunchError } from "../../src/errors.js";
 import type { LockHolder } from "../../src/host/lock.js";
 import type { ImageEvent } from "../../src/images/events.js";
-import type { VmHost } from "../../src/project/vm-host.js";
+import type { SnapshotRequest, VmHost } from "../../src/project/vm-host.js";
 import { vmPaths } from "../../src/vm/paths.js";
+import type { SuspendRecord } from "../../src/vm/saved-state.js";
+import type { Snapshot } from "../../src/vm/snapshots.js";
 import type { VmRunRecord, VmState, VmStatus } from "../../src/vm/state.js";
 import type { StoppedBy } from "../../src/vm/stop.js";
 
@@ -13,6 +15,7 @@ import type { StoppedBy } from "../../src/vm/stop.js";
 interface FakeVm {
   state: VmState;
   record: VmRunRecord;
+  saved?: SuspendRecord;
 }
 
 export interface FakeVmHostOptions {
@@ -43,6 +46,8 @@ let nextPid = 900_000;
 export class FakeVmHost implements VmHost {
   readonly vms = new Map<string, FakeVm>();
   readonly actions: string[] = [];
+  /** Snapshots by VM name. */
+  readonly snapshots = new Map<string, Snapshot[]>();
   broker?: BrokerRecord;
 
   constructor(private readonly options: FakeVmHostOptions = {}) {}
@@ -79,10 +84,18 @@ export class FakeVmHost implements VmHost {
     return { release: async () => void this.actions.push("unlock") };
   }
 
+  /** Puts `vm` in the suspended state, as `castra suspend` would have left it. */
+  seedSuspended(project: Project, vmName: string): SuspendRecord {
+    const saved = savedState(this.record(project, vmName));
+    this.vms.set(vmName, { state: "suspended", record: this.record(project, vmName), saved });
+    return saved;
+  }
+
   async vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
     const known = this.vms.get(vm.name);
     const paths = vmPaths(project, vm);
     if (!known) return { vm, state: "stopped", paths };
+    if (known.state === "suspended") return { vm, state: "suspended", paths, suspended: known.saved };
     const lastLogLines = known.state === "error" ? ["qemu: terminating on signal 9"] : undefined;
     return { vm, state: known.state, paths, record: known.record, lastLogLines };
   }
@@ -146,9 +159,9 @@ export class FakeVmHost implements VmHost {
     return { network: { subnet: "169.254.0.0/16", mac: "52:54:00:00:00:01" } };
   }
 
-  async launchVm(input: { project: Project; vm: VmConfig }) {
+  async launchVm(input: { project: Project; vm: VmConfig; resume?: SuspendRecord }) {
     const name = input.vm.name;
-    this.actions.push(`launch ${name}`);
+    this.actions.push(`${input.resume ? "resume" : "launch"} ${name}`);
     if (this.options.failLaunch?.includes(name))
       throw new LaunchError(`vm ${name} failed to start: QEMU exited with status 1 while starting`);
     const record = this.record(input.project, name);
@@ -208,6 +221,56 @@ export class FakeVmHost implements VmHost {
     this.broker = undefined;
     return was;
   }
+
+  async hostTools() {
+    return { qemuSystem: "/usr/bin/qemu-system-x86_64", qemuImg: "/usr/bin/qemu-img" };
+  }
+
+  async suspendVm(input: { vm: VmConfig; record: VmRunRecord }) {
+    this.actions.push(`suspend ${input.vm.name}`);
+    const saved = savedState(input.record);
+    this.vms.set(input.vm.name, { state: "suspended", record: input.record, saved });
+    return saved;
+  }
+
+  async discardSavedState(_qemuImg: string, vm: VmConfig) {
+    this.actions.push(`discard ${vm.name}`);
+    this.vms.delete(vm.name);
+  }
+
+  async listSnapshots(_qemuImg: string, vm: VmConfig) {
+    return [...(this.snapshots.get(vm.name) ?? [])];
+  }
+
+  async changeSnapshot(request: SnapshotRequest) {
+    const { action, vm, name, live } = request;
+    this.actions.push(`snapshot ${action} ${vm.name} ${name}${live ? " live" : ""}`);
+    const list = this.snapshots.get(vm.name) ?? [];
+    if (action === "save")
+      list.push({ name, stateBytes: live ? 64 * 1024 * 1024 : 0, createdAt: new Date() });
+    if (action === "delete")
+      list.splice(
+        list.findIndex((s) => s.name === name),
+        1,
+      );
+    this.snapshots.set(vm.name, list);
+  }
+
+  async removeVmFiles(project: Project, vm: VmConfig) {
+    this.actions.push(`remove ${vm.name}`);
+    this.snapshots.delete(vm.name);
+    return [vm.overlay, `${project.stateDir}/ssh/known_hosts (its host key)`];
+  }
+}
+
+function savedState(record: VmRunRecord): SuspendRecord {
+  return {
+    savedAt: new Date().toISOString(),
+    fingerprint: { qemuVersion: "7.2.22", cpus: record.cpus, memoryBytes: record.memoryBytes, hardware: "x" },
+    overlay: { size: 1, mtimeMs: 1 },
+    stateBytes: 96 * 1024 * 1024,
+    ...(record.ssh ? { ssh: record.ssh } : {}),
+  };
 }
 
 function untilAborted(signal: AbortSignal | undefined, message: string): Promise<never> {

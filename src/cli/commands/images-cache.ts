@@ -5,10 +5,11 @@ import { acquireLock, type Lock } from "../../host/lock.js";
 import { loadCatalog } from "../../images/catalog.js";
 import { DownloadStore, type StoredBlob } from "../../images/download-store.js";
 import { blobProblem, catalogReferences, lastUsed, pruneCandidates } from "../../images/store-inventory.js";
+import { confirmDeletion } from "../confirm.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { formatTable } from "../render/table.js";
-import { confirmDeletion, formatDate, plural } from "./images-shared.js";
+import { formatDate, plural } from "../render/text.js";
 
 /** The download cache and its blobs; undefined (said once) when it is off or empty. */
 async function openStore(io: IO): Promise<{ store: DownloadStore; blobs: StoredBlob[] } | undefined> {

@@ -12,12 +12,13 @@ import {
 import { loadCatalog, parseImageRef } from "../../images/catalog.js";
 import { ensureImage, type ImageSpec } from "../../images/ensure-image.js";
 import { MANIFEST_FILE } from "../../images/manifest.js";
+import { confirmDeletion } from "../confirm.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
 import { renderImageEvents } from "../render/image-events.js";
 import { formatTable } from "../render/table.js";
+import { formatDate, plural } from "../render/text.js";
 import { runCacheList, runCachePrune, runCacheVerify } from "./images-cache.js";
-import { confirmDeletion, formatDate, plural } from "./images-shared.js";
 import type { CacheOptions, PruneOptions, PullOptions } from "./specs.js";
 
 /** The managed images the project's VMs use, each once. */

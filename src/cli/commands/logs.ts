@@ -10,6 +10,7 @@ import {
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
+import { selectVms } from "../targets.js";
 import type { LogsOptions } from "./specs.js";
 
 /** Lines shown per source when --tail is not given. */
@@ -23,7 +24,7 @@ const FOLLOW_POLL_MS = 250;
 export async function runLogs(opts: LogsOptions, ctx: CommandContext): Promise<number> {
   const { io } = ctx;
   const project = await resolveProject(ctx);
-  const sources = logSources(project);
+  const sources = logSources(project, selectVms(project, opts.vms, "logs"));
   const count = opts.tail ?? DEFAULT_TAIL_LINES;
   const tails = await Promise.all(sources.map((source) => tailSource(source, count)));
   const missing = sources.filter((_, i) => tails[i] === undefined);

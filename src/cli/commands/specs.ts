@@ -46,7 +46,8 @@ export type PortsOptions = OptionsOf<typeof ports>;
 
 export const up = command({
   name: "up",
-  description: "start every VM of the project and wait until each is ready",
+  description: "start the project's VMs (or those named) and wait until each is ready",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
   options: {
     wait: negatedFlag("--no-wait", "return once QEMU runs, without waiting for the guests to be ready"),
     timeout: value(
@@ -61,13 +62,19 @@ export const up = command({
     ),
     force: flag("--force", "start even when the CPU, memory, disk or port checks fail (as warnings)"),
     offline: flag("--offline", "never download: use only managed images already cached"),
+    discardSuspended: flag(
+      "--discard-suspended",
+      "boot suspended VMs from their disks, throwing their saved memory away",
+    ),
   },
 });
 export type UpOptions = OptionsOf<typeof up>;
 
 export const down = command({
   name: "down",
-  description: "power off every VM (ACPI, then SIGTERM, then SIGKILL)",
+  description:
+    "power off the VMs (ACPI, then SIGTERM, then SIGKILL); a suspended VM's saved state is discarded",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
   options: {
     timeout: value(
       "--timeout <seconds>",
@@ -81,6 +88,7 @@ export type DownOptions = OptionsOf<typeof down>;
 export const status = command({
   name: "status",
   description: "show each VM's state, resources, uptime, broker and forwards",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
   options: { json: flag("--json", "print a JSON document instead of the table") },
 });
 export type StatusOptions = OptionsOf<typeof status>;
@@ -88,6 +96,7 @@ export type StatusOptions = OptionsOf<typeof status>;
 export const logs = command({
   name: "logs",
   description: "show the broker, image-manager, QEMU and serial logs, merged by time",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
   options: {
     tail: value("-n, --tail <lines>", "lines to show from the end of each log (default: 1000)", parseCount),
     follow: flag("-f, --follow", "keep streaming new lines until Ctrl-C"),
@@ -106,6 +115,62 @@ export const ssh = command({
   examples: ["castra ssh", "castra ssh devbox", "castra ssh -- uname -a"],
 });
 export type SshOptions = OptionsOf<typeof ssh>;
+
+export const suspend = command({
+  name: "suspend",
+  description: "save running VMs' memory and devices next to their overlays and stop them; `up` resumes them",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
+});
+export type SuspendOptions = OptionsOf<typeof suspend>;
+
+export const destroy = command({
+  name: "destroy",
+  description:
+    "stop VMs and delete their overlays, saved states and snapshots: the next `up` boots them fresh",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
+  options: { yes: flag("-y, --yes", "destroy without asking") },
+});
+export type DestroyOptions = OptionsOf<typeof destroy>;
+
+const vmOption = { vm: value("--vm <name>", "the VM (default: the project's only VM)") };
+const snapshotName = {
+  name: requiredOperand("<name>", "the snapshot's name: letters, digits, `.`, `_`, `-`"),
+};
+
+/** Named snapshots of a VM: disk and, while it runs, memory (qcow2 internal snapshots). */
+export const snapshot = command({
+  name: "snapshot",
+  description: "save, restore, list or delete named snapshots of a VM",
+});
+
+export const snapshotSave = command({
+  name: "snapshot save",
+  description: "snapshot the VM: its disk, and its memory while it runs",
+  args: snapshotName,
+  options: vmOption,
+});
+
+export const snapshotRestore = command({
+  name: "snapshot restore",
+  description: "return a running VM to the snapshot's moment, or rewind a stopped VM's disk",
+  args: snapshotName,
+  options: vmOption,
+});
+
+export const snapshotList = command({
+  name: "snapshot list",
+  description: "show the VM's snapshots: name, date, whether it holds memory, size",
+  options: vmOption,
+});
+
+export const snapshotDelete = command({
+  name: "snapshot delete",
+  description: "delete a snapshot",
+  args: snapshotName,
+  options: vmOption,
+});
+export type SnapshotOptions = OptionsOf<typeof snapshotSave>;
+export type SnapshotListOptions = OptionsOf<typeof snapshotList>;
 
 /** `castra images` alone lists the cache; its subcommands fill, check and trim it. */
 export const images = command({
@@ -187,6 +252,13 @@ export const COMMANDS = {
   status,
   logs,
   ssh,
+  suspend,
+  destroy,
+  snapshot,
+  snapshotSave,
+  snapshotRestore,
+  snapshotList,
+  snapshotDelete,
   images,
   imagesPull,
   imagesList,

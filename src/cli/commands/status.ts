@@ -9,6 +9,7 @@ import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject, stateReaderOf } from "../project.js";
 import { formatTable } from "../render/table.js";
+import { selectVms } from "../targets.js";
 import type { StatusOptions } from "./specs.js";
 
 /** One VM as `status --json` prints it (snake_case, like castra.toml). */
@@ -30,6 +31,8 @@ export interface VmStatusJson {
   serial_log: string;
   qemu_log: string;
   last_log_lines?: string[];
+  /** For a suspended VM: when its state was saved and how large it is; `castra up` resumes it. */
+  suspended?: { saved_at: string; state_bytes: number };
 }
 
 /** `castra status`: a table (or JSON) of every VM; exit 1 when any VM is in state `error`. */
@@ -37,7 +40,8 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   const { io } = ctx;
   const project = await resolveProject(ctx);
   const reader = stateReaderOf(ctx);
-  const statuses = await Promise.all(project.vms.map((vm) => reader.vmStatus(project, vm)));
+  const targets = selectVms(project, opts.vms, "status");
+  const statuses = await Promise.all(targets.map((vm) => reader.vmStatus(project, vm)));
   const broker = project.broker ? await reader.brokerStatus(project.stateDir) : undefined;
   const hints = await profileHints(statuses, io.env);
   const vms = statuses.map((s) => toJson(s, broker, hints.get(s.vm.name)));
@@ -120,6 +124,9 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuP
     serial_log: status.paths.serialLog,
     qemu_log: status.paths.qemuLog,
     ...(state === "error" ? { last_log_lines: status.lastLogLines ?? [] } : {}),
+    ...(status.suspended
+      ? { suspended: { saved_at: status.suspended.savedAt, state_bytes: status.suspended.stateBytes } }
+      : {}),
   };
 }
 
@@ -133,6 +140,7 @@ function printTable(io: IO, vms: VmStatusJson[]): void {
     running: c.green,
     starting: c.yellow,
     shutting_down: c.yellow,
+    suspended: c.cyan,
     stopped: c.dim,
     error: c.red,
   };

@@ -8,6 +8,7 @@ import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { castraItself, resolveProject, vmHostOf } from "../project.js";
 import { renderProjectEvents } from "../render/project-events.js";
+import { selectVms } from "../targets.js";
 import type { UpOptions } from "./specs.js";
 
 export const DEFAULT_UP_TIMEOUT_S = 300;
@@ -16,10 +17,13 @@ export const DEFAULT_UP_TIMEOUT_S = 300;
 export async function runUp(opts: UpOptions, ctx: CommandContext): Promise<number> {
   const { io } = ctx;
   const project = await resolveProject(ctx);
+  const targets = selectVms(project, opts.vms, "up");
   const renderer = renderProjectEvents(io);
   let live: LiveVm[];
   try {
     live = await upProject(project, await vmHostOf(ctx), {
+      targets,
+      discardSuspended: Boolean(opts.discardSuspended),
       wait: opts.wait,
       timeoutMs: (opts.timeout ?? DEFAULT_UP_TIMEOUT_S) * 1000,
       accel: opts.accel,

@@ -6,6 +6,7 @@ import type { StopEvent, StoppedBy } from "../../vm/stop.js";
 import type { IO, LiveRegion } from "../io.js";
 import { renderImageEvents } from "./image-events.js";
 import { formatSeconds } from "./progress.js";
+import { formatDate } from "./text.js";
 
 export interface ProjectRenderer {
   onEvent(event: ProjectEvent): void;
@@ -47,6 +48,24 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
         return io.info(`Created overlay ${displayPath(e.overlay, io.cwd)} on ${displayPath(e.base, io.cwd)}`);
       case "vm-starting":
         return io.info(`Starting ${e.vm} (${e.accel}, ${e.cpus} CPU, ${formatBytes(e.memoryBytes)})…`);
+      case "vm-resuming":
+        return io.info(`Resuming ${e.vm} from its state saved ${when(e.savedAt)}…`);
+      case "saved-state-discarded":
+        return io.info(`${e.vm}: discarded its suspended state (saved ${when(e.savedAt)})`);
+      case "skipped":
+        return io.info(`${e.vm} is ${e.state.replace("_", " ")}: nothing to ${e.action}`);
+      case "suspending":
+        return io.info(
+          `Suspending ${e.vm} (pid ${e.pid}): saving ${formatBytes(e.memoryBytes)} of memory and its devices…`,
+        );
+      case "vm-suspended":
+        return io.success(
+          `${e.vm} suspended in ${formatSeconds(e.elapsedMs / 1000)} (saved state ${formatBytes(e.stateBytes)})`,
+        );
+      case "vm-destroyed":
+        return io.success(
+          `${e.vm} destroyed${e.removed.length > 0 ? `: removed ${e.removed.map((f) => displayPath(f, io.cwd)).join(", ")}` : " (it had no disk yet)"}`,
+        );
       case "broker-started":
         return io.info(`Host broker listening on 127.0.0.1:${e.port}`);
       case "waiting":
@@ -83,6 +102,11 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
     }
   };
   return { onEvent, done: () => live?.done() };
+}
+
+/** "2026-11-30 19:55": when a state was saved, in local time. */
+function when(iso: string): string {
+  return iso ? formatDate(new Date(iso)) : "earlier";
 }
 
 function waitingFor(readyPattern: string | undefined): string {
