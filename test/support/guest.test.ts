@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { fakeMetadataGuestfwd } from "./fake-metadata.js";
 import {
   buildTestGuest,
   GUEST_APPEND,
@@ -19,6 +20,8 @@ import {
   type TestQemu,
   waitForLine,
 } from "./guest.js";
+import { type GuestLogin, makeKeyPair, runInGuest } from "./guest-ssh.js";
+import { freePort } from "./processes.js";
 
 const BOOT_TIMEOUT_MS = 180_000;
 
@@ -29,17 +32,6 @@ const exec = promisify(execFile);
 
 function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 describe("test guest", { skip: qemuSkip() }, () => {
@@ -77,6 +69,37 @@ describe("test guest", { skip: qemuSkip() }, () => {
     assert.notEqual(code, "timeout", "QEMU did not exit within 30 s of system_powerdown");
     await waitForLine(qemu.serialLog, /power button pressed, powering off/, 1000);
     return Date.now() - begin;
+  }
+
+  // Direct kernel boot with the given command-line words.
+  function directBoot(words: string): string[] {
+    return ["-kernel", guest.kernel, "-initrd", guest.initrd, "-append", `${GUEST_APPEND} ${words}`];
+  }
+
+  // Boots the SSH mode behind the fake metadata service, with a fresh key for alpine, plus `words` and `args`.
+  async function bootWithSsh(
+    t: Reporter,
+    name: string,
+    words: string,
+    options: { args?: string[]; userData?: string },
+  ): Promise<{ qemu: TestQemu; login: GuestLogin; publicKey: string }> {
+    const { key, publicKey } = makeKeyPair(dir, `${name}-id_ed25519`);
+    const paths: Record<string, string> = {
+      "/latest/meta-data/public-keys": "0=castra",
+      "/latest/meta-data/public-keys/0/openssh-key": publicKey,
+      "/latest/meta-data/hostname": "devbox",
+      "/latest/meta-data/instance-id": "i-castra",
+    };
+    if (options.userData !== undefined) paths["/latest/user-data"] = options.userData;
+    const guestfwd = fakeMetadataGuestfwd(join(dir, `${name}-metadata.json`), { token: "t0k3n", paths });
+    const port = await freePort();
+    const netdev = `user,id=n0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:${port}-:22,guestfwd=${guestfwd}`;
+    const args = directBoot(`castra.ssh=1 castra.mdtimeout=5 ${words}`).concat(
+      ["-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"],
+      options.args ?? [],
+    );
+    const qemu = await bootToLogin(t, name, args);
+    return { qemu, login: { key, port, knownHosts: join(dir, `${name}-known_hosts`) }, publicKey };
   }
 
   function overlay(name: string, backing: string, format: string): string {
@@ -189,36 +212,8 @@ describe("test guest", { skip: qemuSkip() }, () => {
   test("with virtio-net the guest reads castra-style metadata and serves SSH", {
     timeout: 300_000,
   }, async (t) => {
-    const key = join(dir, "id_ed25519");
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "castra", "-f", key]);
-    const publicKey = readFileSync(`${key}.pub`, "utf8");
     const userData = "#!/bin/sh\necho from user-data\n";
-    const table = join(dir, "metadata.json");
-    const paths = {
-      "/latest/meta-data/public-keys": "0=castra",
-      "/latest/meta-data/public-keys/0/openssh-key": publicKey,
-      "/latest/meta-data/hostname": "devbox",
-      "/latest/meta-data/instance-id": "i-castra",
-      "/latest/user-data": userData,
-    };
-    writeFileSync(table, JSON.stringify({ token: "t0k3n", paths }));
-    const responder = join(dir, "responder.mjs");
-    writeFileSync(responder, RESPONDER);
-    const sshPort = await freePort();
-    const netdev =
-      `user,id=n0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:${sshPort}-:22,` +
-      `guestfwd=tcp:169.254.169.254:80-cmd:${process.execPath} ${responder} ${table}`;
-    const append = `${GUEST_APPEND} castra.ssh=1 castra.mdtimeout=5`;
-    const qemu = await bootToLogin(
-      t,
-      "ssh",
-      ["-kernel", guest.kernel, "-initrd", guest.initrd, "-append", append].concat([
-        "-netdev",
-        netdev,
-        "-device",
-        "virtio-net-pci,netdev=n0",
-      ]),
-    );
+    const { qemu, login, publicKey } = await bootWithSsh(t, "ssh", "", { userData });
     try {
       const results = parseMetadataReport(readFileSync(qemu.serialLog, "utf8"));
       const find = (path: string, token: string) => results.find((r) => r.path === path && r.token === token);
@@ -232,46 +227,11 @@ describe("test guest", { skip: qemuSkip() }, () => {
       assert.equal(find("latest/meta-data/hostname", "wrong")?.http, "401");
       assert.equal(find("latest/meta-data/iam/security-credentials/", "yes")?.http, "404");
       const hostKey = await waitForLine(qemu.serialLog, /^castra-test-guest: ssh=dropbear/, 1000);
-      const knownHosts = join(dir, "known_hosts");
-      const { stdout } = await exec("ssh", [
-        ...["-F", "/dev/null", "-i", key, "-p", String(sshPort), "-o", "IdentitiesOnly=yes"],
-        ...[
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=accept-new",
-          "-o",
-          `UserKnownHostsFile=${knownHosts}`,
-        ],
-        ...["-o", "ConnectTimeout=60", "alpine@127.0.0.1", "echo", "hello"],
-      ]);
-      assert.equal(stdout, "hello\n");
-      const served = readFileSync(knownHosts, "utf8").trim().split(/\s+/).slice(1).join(" ");
+      assert.deepEqual(await runInGuest(login, "echo hello"), { code: 0, stdout: "hello\n", stderr: "" });
+      const served = readFileSync(login.knownHosts, "utf8").trim().split(/\s+/).slice(1).join(" ");
       assert.ok(hostKey.endsWith(`hostkey=${served}`), `${hostKey} vs known_hosts ${served}`);
     } finally {
       qemu.kill();
     }
   });
 });
-
-// A one-request EC2 metadata responder for QEMU's guestfwd `cmd:` (stdin/stdout is the connection).
-const RESPONDER = `import { readFileSync } from "node:fs";
-const table = JSON.parse(readFileSync(process.argv[2], "utf8"));
-let request = "";
-process.stdin.on("data", (chunk) => {
-  request += chunk;
-  const end = request.indexOf("\\r\\n\\r\\n");
-  if (end < 0) return;
-  const [line, ...headers] = request.slice(0, end).split("\\r\\n");
-  const [method, path] = line.split(" ");
-  const tokenHeader = headers.find((h) => h.toLowerCase().startsWith("x-aws-ec2-metadata-token:"));
-  const token = tokenHeader?.slice(tokenHeader.indexOf(":") + 1).trim();
-  let status = 404;
-  let body = "";
-  if (method === "PUT" && path === "/latest/api/token") [status, body] = [200, table.token];
-  else if (token !== undefined && token !== table.token) status = 401;
-  else if (path in table.paths) [status, body] = [200, table.paths[path]];
-  const head = "HTTP/1.0 " + status + " X\\r\\nContent-Length: " + Buffer.byteLength(body) + "\\r\\n\\r\\n";
-  process.stdout.write(head + body, () => process.exit(0));
-});
-`;

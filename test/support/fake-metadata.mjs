@@ -1,0 +1,29 @@
+// A fake EC2 metadata service for QEMU's guestfwd `cmd:`: stdin/stdout is one guest connection, answered once.
+// Usage: node fake-metadata.mjs <table.json> (the shape of FakeMetadata in fake-metadata.ts). Plain JavaScript,
+// so that QEMU starting one node per connection stays fast.
+import { readFileSync } from "node:fs";
+
+const table = JSON.parse(readFileSync(process.argv[2], "utf8"));
+
+function answer(method, path, token) {
+  if (method === "PUT" && path === "/latest/api/token") return [200, Buffer.from(table.token)];
+  if (token !== undefined && token !== table.token) return [401, Buffer.alloc(0)];
+  if (path in table.paths) return [200, Buffer.from(table.paths[path])];
+  return [404, Buffer.alloc(0)];
+}
+
+let request = "";
+let answered = false;
+process.stdin.on("data", (chunk) => {
+  request += chunk;
+  const end = request.indexOf("\r\n\r\n");
+  if (answered || end < 0) return;
+  answered = true;
+  const [line, ...headers] = request.slice(0, end).split("\r\n");
+  const [method, path] = line.split(" ");
+  const tokenHeader = headers.find((h) => h.toLowerCase().startsWith("x-aws-ec2-metadata-token:"));
+  const token = tokenHeader?.slice(tokenHeader.indexOf(":") + 1).trim();
+  const [status, body] = answer(method, path, token);
+  const head = Buffer.from(`HTTP/1.0 ${status} X\r\nContent-Length: ${body.length}\r\n\r\n`);
+  process.stdout.write(Buffer.concat([head, body]), () => process.exit(0));
+});
