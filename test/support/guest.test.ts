@@ -209,7 +209,7 @@ describe("test guest", { skip: qemuSkip() }, () => {
     }
   });
 
-  test("with virtio-net the guest reads castra-style metadata and serves SSH", {
+  test("with virtio-net the guest reads castra-style metadata, serves SSH and gives alpine root through doas", {
     timeout: 300_000,
   }, async (t) => {
     const userData = "#!/bin/sh\necho from user-data\n";
@@ -230,6 +230,12 @@ describe("test guest", { skip: qemuSkip() }, () => {
       assert.deepEqual(await runInGuest(login, "echo hello"), { code: 0, stdout: "hello\n", stderr: "" });
       const served = readFileSync(login.knownHosts, "utf8").trim().split(/\s+/).slice(1).join(" ");
       assert.ok(hostKey.endsWith(`hostkey=${served}`), `${hostKey} vs known_hosts ${served}`);
+      // Like Alpine's cloud images: alpine is in wheel, and doas.conf says `permit nopass :wheel`.
+      assert.deepEqual(await runInGuest(login, "id -u; doas id -u"), {
+        code: 0,
+        stdout: "1000\n0\n",
+        stderr: "",
+      });
     } finally {
       qemu.kill();
     }

@@ -89,6 +89,7 @@ const REQUIRED_TOOLS = [
   "mcopy",
   "syslinux",
   "dropbear",
+  "doas",
   "modinfo",
   "apt-get",
   "flock",
