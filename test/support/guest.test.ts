@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -240,4 +240,60 @@ describe("test guest", { skip: qemuSkip() }, () => {
       qemu.kill();
     }
   });
+
+  test("9p shares: alpine reads the host's files and writes as the host's user; a readonly export refuses", {
+    timeout: 300_000,
+  }, async (t) => {
+    // mkdtemp makes 0700 directories owned by whoever runs the test: the guest must give rw to alpine.
+    const rw = mkdtempSync(join(dir, "share-rw-"));
+    const ro = mkdtempSync(join(dir, "share-ro-"));
+    chmodSync(ro, 0o755);
+    const content = `from the host ${randomBytes(4).toString("hex")}\n`;
+    writeFileSync(join(ro, "hello.txt"), content);
+    const args = share9p("rw", rw, "").concat(share9p("ro", ro, ",readonly=on"));
+    const words = "castra.mount9p=rw:/mnt/rw,ro:/mnt/ro:ro";
+    const { qemu, login } = await bootWithSsh(t, "share", words, { args });
+    try {
+      const serial = readFileSync(qemu.serialLog, "utf8");
+      assert.match(serial, /^castra-test-guest: mount9p tag=rw dir=\/mnt\/rw mode=rw status=ok$/m);
+      assert.match(serial, /^castra-test-guest: mount9p tag=ro dir=\/mnt\/ro mode=ro status=ok$/m);
+      assert.deepEqual(await runInGuest(login, "cat /mnt/ro/hello.txt"), {
+        code: 0,
+        stdout: content,
+        stderr: "",
+      });
+      const write = await runInGuest(login, "id -u && echo written >/mnt/rw/from-guest.txt");
+      assert.deepEqual(write, { code: 0, stdout: "1000\n", stderr: "" });
+      const made = statSync(join(rw, "from-guest.txt"));
+      assert.equal(readFileSync(join(rw, "from-guest.txt"), "utf8"), "written\n");
+      assert.equal(made.uid, process.getuid?.(), "owned on the host by the user running QEMU");
+      assert.equal(made.mode & 0o777, 0o644, "the host mode is the export's fmode");
+      const refused = await runInGuest(login, "echo refused >/mnt/ro/refused.txt");
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /Read-only file system/);
+      assert.ok(!existsSync(join(ro, "refused.txt")));
+    } finally {
+      qemu.kill();
+    }
+  });
+
+  test("with castra.no9p=1 the guest has no 9p support: a share does not mount", {
+    timeout: 300_000,
+  }, async (t) => {
+    const share = mkdtempSync(join(dir, "share-no9p-"));
+    const args = directBoot("castra.no9p=1 castra.mount9p=rw:/mnt/rw").concat(share9p("rw", share, ""));
+    const qemu = await bootToLogin(t, "no9p", args);
+    try {
+      const line = await waitForLine(qemu.serialLog, /^castra-test-guest: mount9p /, 1000);
+      assert.match(line, /tag=rw dir=\/mnt\/rw mode=rw status=fail error=.*No such device$/);
+    } finally {
+      qemu.kill();
+    }
+  });
 });
+
+/** QEMU arguments that export `path` as the 9p share `tag` the way the guest's findings recommend. */
+function share9p(tag: string, path: string, extra: string): string[] {
+  const fsdev = `local,id=${tag},path=${path},security_model=mapped-xattr,fmode=0644,dmode=0755${extra}`;
+  return ["-fsdev", fsdev, "-device", `virtio-9p-pci,fsdev=${tag},mount_tag=${tag}`];
+}

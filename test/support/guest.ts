@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
  * The test guest every QEMU test boots, built from Debian's packages by test/fixtures/build-guest.sh.
  * Kernel command-line words (see test/fixtures/README.md): `castra.disk=1`, `castra.write=<word>`,
  * `castra.net=1`, `castra.metadata=1`, `castra.ssh=1`, `castra.mdtimeout=<s>`, `castra.broker=<port>`,
- * `castra.vm=<name>`. The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
+ * `castra.vm=<name>`, `castra.no9p=1`, `castra.mount9p=<tag>:<dir>[:ro]`, `castra.9popts=<options>`.
+ * The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
  */
 export interface TestGuest {
   /** Debian's kernel (for `-kernel`). */
