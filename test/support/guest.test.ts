@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { fakeMetadataGuestfwd } from "./fake-metadata.js";
 import {
@@ -15,6 +16,7 @@ import {
   parseMetadataReport,
   qemuSkip,
   qmpExecute,
+  serialLines,
   startTestQemu,
   type TestGuest,
   type TestQemu,
@@ -290,10 +292,70 @@ describe("test guest", { skip: qemuSkip() }, () => {
       qemu.kill();
     }
   });
+
+  test("the counter ticks each second after the prompt and carries on in a restored copy of the VM", {
+    timeout: 300_000,
+  }, async (t) => {
+    const args = directBoot("castra.counter=1");
+    const first = await bootToLogin(t, "counter", args);
+    const state = join(dir, "counter.state");
+    let lastSaved = 0;
+    try {
+      await waitForLine(first.serialLog, /^castra-test-guest: counter=2$/, 30_000);
+      const lines = serialLines(readFileSync(first.serialLog, "utf8"));
+      const ready = lines.findIndex((line) => line.startsWith("castra-test-guest: ready"));
+      const prompt = lines.indexOf("castra-test-guest login: ");
+      assert.ok(ready < prompt && prompt < lines.indexOf("castra-test-guest: counter=1"), lines.join("\n"));
+      await saveStateToFile(first.qmpSocket, state);
+      lastSaved = counters(first.serialLog).at(-1) ?? 0;
+    } finally {
+      first.kill();
+      await first.exited;
+    }
+    const restored = startTestQemu(
+      args.concat(["-incoming", `exec:cat ${state}`]),
+      join(dir, "counter-restored.log"),
+      join(dir, "counter-restored.qmp"),
+    );
+    started.push(restored);
+    try {
+      const restoredLine = /^castra-test-guest: counter=\d+$/;
+      await waitForLine(restored.serialLog, restoredLine, 60_000, { isAlive: restored.isAlive });
+      const resumed = counters(restored.serialLog)[0] ?? 0;
+      t.diagnostic(`counter: saved after ${lastSaved}, the restored VM went on with ${resumed}`);
+      assert.ok(
+        resumed > lastSaved && resumed <= lastSaved + 2,
+        `saved at ${lastSaved}, resumed at ${resumed}`,
+      );
+    } finally {
+      restored.kill();
+    }
+  });
 });
+
+/** The numbers of the `counter=N` lines of a serial log, in order. */
+function counters(serialLog: string): number[] {
+  return serialLines(readFileSync(serialLog, "utf8")).flatMap((line) => {
+    const m = /^castra-test-guest: counter=(\d+)$/.exec(line);
+    return m ? [Number(m[1])] : [];
+  });
+}
 
 /** QEMU arguments that export `path` as the 9p share `tag` the way the guest's findings recommend. */
 function share9p(tag: string, path: string, extra: string): string[] {
   const fsdev = `local,id=${tag},path=${path},security_model=mapped-xattr,fmode=0644,dmode=0755${extra}`;
   return ["-fsdev", fsdev, "-device", `virtio-9p-pci,fsdev=${tag},mount_tag=${tag}`];
+}
+
+// Saves the VM's whole state into `file` (a migration into `cat`) and waits until it is complete.
+async function saveStateToFile(qmpSocket: string, file: string): Promise<void> {
+  await qmpExecute(qmpSocket, [{ execute: "migrate", arguments: { uri: `exec:cat > ${file}` } }]);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const [reply] = (await qmpExecute(qmpSocket, ["query-migrate"])) as { return?: { status?: string } }[];
+    const status = reply?.return?.status;
+    if (status === "completed") return;
+    if (status === "failed" || Date.now() > deadline) throw new Error(`saving the VM to ${file}: ${status}`);
+    await sleep(200);
+  }
 }
