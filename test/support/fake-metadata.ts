@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { METADATA_ADDRESS, shellQuote } from "../../src/metadata/guestfwd.js";
 
@@ -8,6 +8,17 @@ export interface FakeMetadata {
   token: string;
   /** Bodies by request path (`/latest/meta-data/hostname`, ...); anything else is a 404. */
   paths: Record<string, string>;
+  /** Serve `latest/user-data` as this many bytes, more than a guest that stops reading can take in. */
+  userDataBytes?: number;
+  /** A file that gets one line per connection event (see FakeMetadataEvent). */
+  log?: string;
+}
+
+/** `<pid> open`, `<pid> request <method> <path>`, `<pid> answered <status> <path>`, `<pid> abandoned "<bytes>"`. */
+export interface FakeMetadataEvent {
+  pid: number;
+  event: "open" | "request" | "answered" | "abandoned";
+  detail: string;
 }
 
 const RESPONDER = fileURLToPath(new URL("fake-metadata.mjs", import.meta.url));
@@ -18,4 +29,16 @@ export function fakeMetadataGuestfwd(tableFile: string, metadata: FakeMetadata):
   const command = [process.execPath, RESPONDER, tableFile].map(shellQuote).join(" ");
   // QEMU's option parser reads ",," as a literal comma.
   return `tcp:${METADATA_ADDRESS}:80-cmd:${command}`.replaceAll(",", ",,");
+}
+
+/** The events the responders appended to `metadata.log` so far, in order. */
+export function readFakeMetadataLog(logFile: string): FakeMetadataEvent[] {
+  if (!existsSync(logFile)) return [];
+  return readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => {
+      const [pid, event, ...rest] = line.split(" ");
+      return { pid: Number(pid), event: event as FakeMetadataEvent["event"], detail: rest.join(" ") };
+    });
 }

@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { fakeMetadataGuestfwd } from "./fake-metadata.js";
+import { fakeMetadataGuestfwd, readFakeMetadataLog } from "./fake-metadata.js";
 import {
   buildTestGuest,
   GUEST_APPEND,
@@ -331,7 +332,76 @@ describe("test guest", { skip: qemuSkip() }, () => {
       restored.kill();
     }
   });
+
+  test("the metadata load tools time request pairs, flood the metadata address and hog one answer", {
+    timeout: 300_000,
+  }, async (t) => {
+    const reference = await startReferenceServer();
+    const log = join(dir, "load-metadata.log");
+    const guestfwd = fakeMetadataGuestfwd(join(dir, "load-metadata.json"), {
+      token: "t0k3n",
+      paths: { "/latest/meta-data/instance-id": "i-castra" },
+      userDataBytes: 16 * 1024 * 1024,
+      log,
+    });
+    const words = `castra.mdtimeout=5 castra.mdbench=3 castra.mdref=${reference.port} castra.mdflood=5 castra.mdhold=2`;
+    const netdev = ["-netdev", `user,id=n0,net=169.254.0.0/16,guestfwd=${guestfwd}`];
+    const args = directBoot(`${words} castra.mdhog=1`).concat(netdev, [
+      "-device",
+      "virtio-net-pci,netdev=n0",
+    ]);
+    let qemu: TestQemu | undefined;
+    try {
+      qemu = await bootToLogin(t, "mdload", args);
+      const lines = serialLines(readFileSync(qemu.serialLog, "utf8"));
+      const bench = benchResults(lines);
+      t.diagnostic(`mdbench ms: ${bench.map((b) => `${b.target}#${b.round}=${b.ms}`).join(" ")}`);
+      const order = ["meta1", "ref1", "ref2", "meta2", "meta3", "ref3"];
+      assert.deepEqual(
+        bench.map((b) => `${b.target}${b.round}:${b.status}`),
+        order.map((o) => `${o}:ok`),
+      );
+      assert.ok(lines.includes("castra-test-guest: mdbench done"));
+      const pair = ["PUT /latest/api/token", "GET /latest/meta-data/instance-id"];
+      assert.deepEqual(reference.requests, [...pair, ...pair, ...pair]);
+
+      assert.ok(lines.includes("castra-test-guest: mdflood opened=5"), lines.join("\n"));
+      assert.ok(
+        lines.indexOf("castra-test-guest: mdflood closed") >
+          lines.indexOf("castra-test-guest: mdflood opened=5"),
+      );
+      assert.ok(lines.some((line) => /^castra-test-guest: mdflood after ms=\d+ status=ok$/.test(line)));
+      const abandoned = () =>
+        readFakeMetadataLog(log).filter(
+          (e) => e.event === "abandoned" && e.detail === '"GET /latest/meta-data/inst"',
+        );
+      assert.ok(await eventually(() => abandoned().length === 5, 10_000), `abandoned: ${abandoned().length}`);
+
+      assert.ok(lines.includes("castra-test-guest: mdhog started"));
+      const hog = readFakeMetadataLog(log).find(
+        (e) => e.event === "request" && e.detail === "GET /latest/user-data",
+      );
+      assert.ok(hog, "the hog asked for user-data");
+      await sleep(3000);
+      const answered = readFakeMetadataLog(log).some((e) => e.pid === hog.pid && e.event === "answered");
+      assert.ok(!answered, "the guest never took the whole user-data answer");
+      process.kill(hog.pid, 0); // the responder is still there, stuck writing: throws if it is gone
+    } finally {
+      qemu?.kill();
+      reference.close();
+    }
+  });
 });
+
+const BENCH_LINE = /^castra-test-guest: mdbench target=(meta|ref) i=(\d+) ms=(\d+) status=(ok|fail)$/;
+
+/** The `mdbench` lines of a serial log, in order. */
+function benchResults(lines: string[]): { target: string; round: number; ms: number; status: string }[] {
+  return lines.flatMap((line) => {
+    const m = BENCH_LINE.exec(line);
+    return m ? [{ target: m[1] ?? "", round: Number(m[2]), ms: Number(m[3]), status: m[4] ?? "" }] : [];
+  });
+}
 
 /** The numbers of the `counter=N` lines of a serial log, in order. */
 function counters(serialLog: string): number[] {
@@ -358,4 +428,27 @@ async function saveStateToFile(qmpSocket: string, file: string): Promise<void> {
     if (status === "failed" || Date.now() > deadline) throw new Error(`saving the VM to ${file}: ${status}`);
     await sleep(200);
   }
+}
+
+// The reference for mdbench: a plain HTTP server on 127.0.0.1 with the metadata service's token dance.
+async function startReferenceServer(): Promise<{ port: number; requests: string[]; close(): void }> {
+  const requests: string[] = [];
+  const server = createHttpServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    if (req.method === "PUT") res.end("reference-token");
+    else if (req.headers["x-aws-ec2-metadata-token"] === "reference-token") res.end("i-reference");
+    else res.writeHead(401).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { port, requests, close: () => server.close() };
+}
+
+async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
+  }
+  return true;
 }

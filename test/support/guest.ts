@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
  * Kernel command-line words (see test/fixtures/README.md): `castra.disk=1`, `castra.write=<word>`,
  * `castra.net=1`, `castra.metadata=1`, `castra.ssh=1`, `castra.mdtimeout=<s>`, `castra.broker=<port>`,
  * `castra.vm=<name>`, `castra.no9p=1`, `castra.mount9p=<tag>:<dir>[:ro]`, `castra.9popts=<options>`,
- * `castra.counter=1`. The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
+ * `castra.counter=1`, `castra.mdbench=<n>`, `castra.mdref=<port>`, `castra.mdflood=<n>`, `castra.mdhold=<s>`,
+ * `castra.mdhog=1`. The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
  */
 export interface TestGuest {
   /** Debian's kernel (for `-kernel`). */
