@@ -33,8 +33,8 @@ process.stdin.on("data", (chunk) => {
   log(`request ${method} ${path}`);
   const [status, body] = answer(method, path, token);
   const head = Buffer.from(`HTTP/1.0 ${status} X\r\nContent-Length: ${body.length}\r\n\r\n`);
-  process.stdout.write(Buffer.concat([head, body]), () => {
-    log(`answered ${status} ${path}`);
+  process.stdout.write(Buffer.concat([head, body]), (error) => {
+    log(error ? `failed ${status} ${path} ${error.code}` : `answered ${status} ${path}`);
     process.exit(0);
   });
 });

@@ -14,10 +14,13 @@ export interface FakeMetadata {
   log?: string;
 }
 
-/** `<pid> open`, `<pid> request <method> <path>`, `<pid> answered <status> <path>`, `<pid> abandoned "<bytes>"`. */
+/**
+ * `<pid> open`, `<pid> request <method> <path>`, `<pid> answered <status> <path>`, `<pid> failed <status> <path>
+ * <code>` (the guest went away mid-answer), `<pid> abandoned "<bytes>"` (closed before a whole request).
+ */
 export interface FakeMetadataEvent {
   pid: number;
-  event: "open" | "request" | "answered" | "abandoned";
+  event: "open" | "request" | "answered" | "failed" | "abandoned";
   detail: string;
 }
 

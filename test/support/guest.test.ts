@@ -351,6 +351,7 @@ describe("test guest", { skip: qemuSkip() }, () => {
       "virtio-net-pci,netdev=n0",
     ]);
     let qemu: TestQemu | undefined;
+    let hogPid: number | undefined;
     try {
       qemu = await bootToLogin(t, "mdload", args);
       const lines = serialLines(readFileSync(qemu.serialLog, "utf8"));
@@ -378,17 +379,25 @@ describe("test guest", { skip: qemuSkip() }, () => {
       assert.ok(await eventually(() => abandoned().length === 5, 10_000), `abandoned: ${abandoned().length}`);
 
       assert.ok(lines.includes("castra-test-guest: mdhog started"));
-      const hog = readFakeMetadataLog(log).find(
-        (e) => e.event === "request" && e.detail === "GET /latest/user-data",
-      );
+      // The guest reports once connected; QEMU's responder process may log the request a moment later.
+      const hogRequest = () =>
+        readFakeMetadataLog(log).find((e) => e.event === "request" && e.detail === "GET /latest/user-data");
+      await eventually(() => hogRequest() !== undefined, 10_000);
+      const hog = hogRequest();
       assert.ok(hog, "the hog asked for user-data");
+      hogPid = hog.pid;
       await sleep(3000);
-      const answered = readFakeMetadataLog(log).some((e) => e.pid === hog.pid && e.event === "answered");
-      assert.ok(!answered, "the guest never took the whole user-data answer");
-      process.kill(hog.pid, 0); // the responder is still there, stuck writing: throws if it is gone
+      const ended = readFakeMetadataLog(log).some(
+        (e) => e.pid === hog.pid && (e.event === "answered" || e.event === "failed"),
+      );
+      assert.ok(!ended, "the guest never took the whole user-data answer");
+      assert.ok(processAlive(hog.pid), "the responder is still there, stuck writing");
     } finally {
       qemu?.kill();
       reference.close();
+      // Once QEMU is gone the stuck responder fails its write and exits: let it, before the directory goes.
+      const stuck = hogPid;
+      if (stuck !== undefined) await eventually(() => !processAlive(stuck), 10_000);
     }
   });
 });
@@ -442,6 +451,15 @@ async function startReferenceServer(): Promise<{ port: number; requests: string[
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return { port, requests, close: () => server.close() };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
