@@ -16,6 +16,8 @@ PACKAGES=(
   syslinux        # syslinux --install --offset: the bootloader
   syslinux-common # mbr.bin and ldlinux files for syslinux
   dropbear-bin    # the guest's SSH server (copied into the initramfs with its libraries)
+  opendoas        # doas: gives the guest's user alpine root (copied in setuid, with libpam and its libraries)
+  libpam-modules  # pam_permit and pam_deny: the minimal PAM stack of the guest's doas
   kmod            # modinfo: reads kernel module dependencies at build time
   openssh-client  # ssh and ssh-keygen: logging into the SSH-mode guest
   xz-utils        # decompresses .ko.xz kernel modules at build time
@@ -23,7 +25,7 @@ PACKAGES=(
 )
 
 # Commands that prove each package is there, for hosts without dpkg.
-COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear modinfo ssh xz zstd)
+COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear doas modinfo ssh xz zstd)
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
  * The test guest every QEMU test boots, built from Debian's packages by test/fixtures/build-guest.sh.
  * Kernel command-line words (see test/fixtures/README.md): `castra.disk=1`, `castra.write=<word>`,
  * `castra.net=1`, `castra.metadata=1`, `castra.ssh=1`, `castra.mdtimeout=<s>`, `castra.broker=<port>`,
- * `castra.vm=<name>`. The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
+ * `castra.vm=<name>`, `castra.no9p=1`, `castra.mount9p=<tag>:<dir>[:ro]`, `castra.9popts=<options>`,
+ * `castra.counter=1`, `castra.mdbench=<n>`, `castra.mdref=<port>`, `castra.mdflood=<n>`, `castra.mdhold=<s>`,
+ * `castra.mdhog=1`. The BIOS disk boots with `console=ttyS0 quiet castra.disk=1`.
  */
 export interface TestGuest {
   /** Debian's kernel (for `-kernel`). */
@@ -89,6 +91,7 @@ const REQUIRED_TOOLS = [
   "mcopy",
   "syslinux",
   "dropbear",
+  "doas",
   "modinfo",
   "apt-get",
   "flock",
@@ -271,12 +274,19 @@ export function startTestQemu(args: string[], serialLog: string, qmpSocket: stri
   };
 }
 
+/** A QMP command: its name alone, or the name with its arguments. */
+export type QmpCommand = string | { execute: string; arguments?: Record<string, unknown> };
+
 /** Sends QMP commands in order over the unix socket (capabilities first) and returns their replies. */
-export function qmpExecute(socketPath: string, commands: string[], timeoutMs = 10_000): Promise<unknown[]> {
+export function qmpExecute(
+  socketPath: string,
+  commands: QmpCommand[],
+  timeoutMs = 10_000,
+): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
     const replies: unknown[] = [];
-    const queue = ["qmp_capabilities", ...commands];
+    const queue: QmpCommand[] = ["qmp_capabilities", ...commands];
     let buffered = "";
     const timer = setTimeout(
       () => fail(new Error(`QMP on ${socketPath} did not answer in ${timeoutMs} ms`)),
@@ -293,7 +303,7 @@ export function qmpExecute(socketPath: string, commands: string[], timeoutMs = 1
         clearTimeout(timer);
         socket.end();
         resolve(replies.slice(1));
-      } else socket.write(`${JSON.stringify({ execute: next })}\n`);
+      } else socket.write(`${JSON.stringify(typeof next === "string" ? { execute: next } : next)}\n`);
     };
     socket.on("error", fail);
     socket.on("data", (chunk) => {
