@@ -131,8 +131,12 @@ test("suspend saves web and stops QEMU; up resumes it and the counter carries on
 });
 
 test("Ctrl-C during suspend leaves web running with no saved state", { skip }, async () => {
+  // Ctrl-C once the save has begun.
   const interrupted = await castra(["suspend", "web"], {
-    onSpawn: (child) => setTimeout(() => child.kill("SIGINT"), 400),
+    onSpawn: (child) =>
+      child.stderr?.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("Suspending web")) child.kill("SIGINT");
+      }),
   });
   assert.ok(interrupted.code === 130 || interrupted.code === 0, interrupted.stderr);
   const now = await state("web");
@@ -155,11 +159,13 @@ test("snapshot save, change, restore: the counter goes back to the saved moment;
   const list = ok(await castra(["snapshot", "list", "--vm", "web"]), "snapshot list");
   assert.match(list.stdout, /^s1\s+\S+ \S+\s+yes\s+[\d.]+ MiB$/m);
   const beforeRestore = (await serial()).length;
+  const highest = await lastCounter();
   ok(await castra(["snapshot", "restore", "--vm", "web", "s1"]), "snapshot restore");
   await new Promise((resolve) => setTimeout(resolve, 3000));
+  // Lines printed while the restore ran still count up; then the counter drops back to the saved moment.
   const afterRestore = counters((await serial()).slice(beforeRestore));
-  assert.ok(afterRestore.length > 0, "the counter runs on after the restore");
-  assert.ok((afterRestore[0] ?? 0) <= saved + 2, `counter ${afterRestore[0]} after restoring ${saved}`);
+  const back = afterRestore.find((n) => n < highest);
+  assert.ok(back !== undefined && back <= saved + 4, `counters ${afterRestore} after restoring ${saved}`);
   ok(await castra(["snapshot", "delete", "--vm", "web", "s1"]), "snapshot delete");
   const missing = await castra(["snapshot", "restore", "--vm", "web", "s1"]);
   assert.equal(missing.code, 66);
