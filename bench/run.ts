@@ -14,6 +14,7 @@ import { bootRow } from "./rows/boot.js";
 import { cliStartRows } from "./rows/cli-start.js";
 import { downloadRows } from "./rows/download.js";
 import { logsRows } from "./rows/logs.js";
+import { suspendRows } from "./rows/suspend.js";
 import { warmUpRow } from "./rows/warm-up.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -38,6 +39,7 @@ const GROUPS: Group[] = [
   },
   { ids: [7], run: async (b) => [await bootRow(b)] },
   { ids: [8, 9], run: logsRows },
+  { ids: [10, 11, 12], run: suspendRows },
 ];
 
 function log(message: string): void {
@@ -131,8 +133,9 @@ async function main(): Promise<void> {
   });
   const notes = rows.flatMap((r) => (r.note ? [`row ${r.id}: ${r.note}`] : []));
   process.stdout.write(`\n${machine}\n\n${table(rows)}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
-  const met = rows.filter(passes).length;
-  process.stdout.write(`\n${met} of ${rows.length} goals met\n`);
+  const judged = rows.filter((r) => r.goal.kind !== "report");
+  const met = judged.filter(passes).length;
+  process.stdout.write(`\n${met} of ${judged.length} goals met\n`);
   if (!values["no-write"] && !only && !values.castra) {
     await writeResults(RESULTS, rows, machine, notes);
     log(`wrote ${RESULTS}`);

@@ -7,6 +7,8 @@ import { firstLine } from "./procs.js";
 export type Goal =
   | { kind: "time-ratio"; max: number }
   | { kind: "throughput-ratio"; min: number }
+  /** Measured and reported, with no goal to meet (the issue names the figure, not a bound). */
+  | { kind: "report" }
   /** castra's median at most the baseline's plus `maxMs`. */
   | { kind: "time-margin"; maxMs: number }
   | { kind: "value"; max: number; unit: string };
@@ -26,7 +28,7 @@ export interface RowResult {
 
 /** The number compared with the goal: a ratio of medians, or the castra median itself. */
 export function figureOf(row: RowResult): number {
-  if (row.goal.kind === "value" || !row.base) return row.castra.median;
+  if (row.goal.kind === "value" || row.goal.kind === "report" || !row.base) return row.castra.median;
   if (row.goal.kind === "time-margin") return row.castra.median - row.base.median;
   return row.castra.median / row.base.median;
 }
@@ -37,6 +39,7 @@ export function passes(row: RowResult): boolean {
   if (row.goal.kind === "time-ratio") return value <= row.goal.max;
   if (row.goal.kind === "throughput-ratio") return value >= row.goal.min;
   if (row.goal.kind === "time-margin") return value <= row.goal.maxMs;
+  if (row.goal.kind === "report") return true;
   return value <= row.goal.max;
 }
 
@@ -44,12 +47,18 @@ function goalText(goal: Goal): string {
   if (goal.kind === "time-ratio") return `≤ ${goal.max.toFixed(2)}×`;
   if (goal.kind === "throughput-ratio") return `≥ ${goal.min.toFixed(2)}×`;
   if (goal.kind === "time-margin") return `≤ +${goal.maxMs} ms`;
+  if (goal.kind === "report") return "(reported)";
   return `≤ ${goal.max} ${goal.unit}`;
+}
+
+function resultText(row: RowResult): string {
+  if (row.goal.kind === "report" && !row.error) return "measured";
+  return passes(row) ? "PASS" : "FAIL";
 }
 
 /** The compared figure as the table shows it: a ratio, a margin in ms, or nothing for plain values. */
 function ratioText(row: RowResult): string {
-  if (row.goal.kind === "value") return "—";
+  if (row.goal.kind === "value" || row.goal.kind === "report") return "—";
   if (row.goal.kind === "time-margin") return `+${figureOf(row).toFixed(0)} ms`;
   return `${figureOf(row).toFixed(2)}×`;
 }
@@ -71,7 +80,7 @@ export function table(rows: RowResult[]): string {
     const base = row.base ? `${row.baseline}: ${spread(row.base, row.unit)}` : row.baseline;
     const castra = row.error ? `error: ${row.error}` : spread(row.castra, row.unit);
     lines.push(
-      `| ${row.id} | ${row.figure} | ${castra} | ${base} | ${ratio} | ${goalText(row.goal)} | ${passes(row) ? "PASS" : "FAIL"} |`,
+      `| ${row.id} | ${row.figure} | ${castra} | ${base} | ${ratio} | ${goalText(row.goal)} | ${resultText(row)} |`,
     );
   }
   return lines.join("\n");
