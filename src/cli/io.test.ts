@@ -3,13 +3,16 @@ import { test } from "node:test";
 import { DataError } from "../errors.js";
 import { captureIO, colorEnabled } from "./io.js";
 
-test("colour follows the TTY unless NO_COLOR or FORCE_COLOR say otherwise", () => {
+test("colour follows the TTY unless NO_COLOR, FORCE_COLOR or TERM=dumb say otherwise", () => {
   assert.equal(colorEnabled(true, {}), true);
   assert.equal(colorEnabled(false, {}), false);
   assert.equal(colorEnabled(true, { NO_COLOR: "1" }), false);
   assert.equal(colorEnabled(false, { FORCE_COLOR: "1" }), true);
   assert.equal(colorEnabled(true, { NO_COLOR: "1", FORCE_COLOR: "1" }), true);
-  assert.equal(colorEnabled(true, { FORCE_COLOR: "0" }), true);
+  assert.equal(colorEnabled(true, { FORCE_COLOR: "0" }), false);
+  assert.equal(colorEnabled(true, { FORCE_COLOR: "false" }), false);
+  assert.equal(colorEnabled(true, { TERM: "dumb" }), false);
+  assert.equal(colorEnabled(false, { TERM: "dumb", FORCE_COLOR: "1" }), true);
   assert.equal(colorEnabled(true, { FORCE_COLOR: "1" }, true), false);
 });
 

@@ -37,9 +37,11 @@ export interface IO {
 export function colorEnabled(isTTY: boolean, env: NodeJS.ProcessEnv, noColorFlag = false): boolean {
   if (noColorFlag) return false;
   const force = env.FORCE_COLOR;
-  if (force !== undefined && force !== "" && force !== "0" && force !== "false") return true;
+  // FORCE_COLOR=0 (or false) is a request for no colour, as in Node and chalk.
+  if (force === "0" || force === "false") return false;
+  if (force !== undefined && force !== "") return true;
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false;
-  return isTTY;
+  return isTTY && env.TERM !== "dumb";
 }
 
 export function makeStream(
@@ -134,7 +136,8 @@ export function processIO(noColor = false): IO {
       (text) => s.write(text),
       Boolean(s.isTTY),
       colorEnabled(Boolean(s.isTTY), env, noColor),
-      s.columns ?? 80,
+      // A pty may report 0 columns: that means unknown, not "nothing fits".
+      s.columns || 80,
     );
   return new StreamIO(stream(process.stdout), stream(process.stderr), env, process.cwd());
 }

@@ -371,3 +371,15 @@ test("every invalid field is reported at once, each with its line and an example
   );
   assert.equal(shown.match(/example:/g)?.length, 3);
 });
+
+test("a duplicate VM name's example is a name not taken yet", () => {
+  const text =
+    '[[vms]]\nname = "web"\nbase_image = "a.qcow2"\n[[vms]]\nname = "web"\nbase_image = "b.qcow2"\n';
+  assert.throws(
+    () => parseProject(text, "/p/castra.toml"),
+    (err: DataError) => {
+      assert.match(err.detail ?? "", /example: name = "web-2"/);
+      return true;
+    },
+  );
+});

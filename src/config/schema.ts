@@ -91,7 +91,11 @@ function readVms(raw: Record<string, unknown>, rootDir: string, reader: FieldRea
     const sameName = byName.get(vm.name);
     const sameOverlay = byOverlay.get(vm.overlay);
     if (sameName) {
-      reader.fail(`${path}.name`, `"${vm.name}" is already the name of ${sameName}`, 'name = "web"');
+      reader.fail(
+        `${path}.name`,
+        `"${vm.name}" is already the name of ${sameName}`,
+        `name = "${freeName(vm.name, byName)}"`,
+      );
     } else if (sameOverlay) {
       reader.fail(
         `${path}.overlay`,
@@ -104,6 +108,11 @@ function readVms(raw: Record<string, unknown>, rootDir: string, reader: FieldRea
     vms.push(vm);
   });
   return vms;
+}
+
+/** A name no VM has yet, for the example of a duplicate's error: `web-2`, `web-3`, ... */
+function freeName(name: string, taken: Map<string, string>): string {
+  for (let n = 2; ; n++) if (!taken.has(`${name}-${n}`)) return `${name}-${n}`;
 }
 
 function readVm(entry: unknown, path: string, rootDir: string, reader: FieldReader): VmConfig | undefined {

@@ -8,7 +8,7 @@ import { projectAt } from "../../test/support/project.js";
 import type { Project } from "../config/model.js";
 import { writeJsonAtomic } from "../host/files.js";
 import { vmPaths } from "./paths.js";
-import { type VmRunRecord, vmStatus } from "./state.js";
+import { lastRunLines, type VmRunRecord, vmStatus } from "./state.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-state-"));
 const children: ChildProcess[] = [];
@@ -101,4 +101,20 @@ test("a torn pid file identifies nothing: stopped", async () => {
   const { p, vm, paths } = await setUp("torn", {});
   await writeFile(paths.pidFile, '{"pid": 12');
   assert.equal((await vmStatus(p, vm)).state, "stopped");
+});
+
+test("a crashed VM's last lines come from its latest run only, without castra's argv line", async () => {
+  const log = join(dir, "qemu-runs.log");
+  await writeFile(
+    log,
+    [
+      "2030-01-01T10:00:00.000Z castra: starting vm devbox: /usr/bin/qemu-system-x86_64 -name guest=old",
+      "qemu: an old warning from the first run",
+      "2030-01-01T11:00:00.000Z castra: starting vm devbox: /usr/bin/qemu-system-x86_64 -name guest=new",
+      "qemu-system-x86_64: terminating on signal 9 from pid 1",
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(await lastRunLines(log), ["qemu-system-x86_64: terminating on signal 9 from pid 1"]);
+  assert.deepEqual(await lastRunLines(join(dir, "missing.log")), []);
 });

@@ -93,7 +93,7 @@ export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus
   // The pid now belongs to someone else (so ours exited long ago), or a `down` was interrupted: stopped.
   if ((await isAlive(record.pid)) || (await exists(paths.stoppingMarker)))
     return { vm, state: "stopped", paths, record };
-  const lastLogLines = await readTailLines(record.qemuLog, 10).catch(() => []);
+  const lastLogLines = await lastRunLines(record.qemuLog);
   return { vm, state: "error", paths, record, lastLogLines };
 }
 
@@ -101,6 +101,19 @@ export async function vmStatus(project: Project, vm: VmConfig): Promise<VmStatus
 async function notRunning(vm: VmConfig, paths: VmPaths): Promise<VmStatus> {
   const suspended = await readSuspendRecord(vm.overlay);
   return suspended ? { vm, state: "suspended", paths, suspended } : { vm, state: "stopped", paths };
+}
+
+/** How many of QEMU's last lines explain a crash: enough for the cause, not a page of history. */
+const LAST_LINES = 5;
+/** castra's own line that opens each run in the QEMU log (it carries the whole argv). */
+const RUN_START = /^\S+ castra: starting vm /;
+
+/** QEMU's last lines from its latest run only: earlier runs and castra's own argv line left out. */
+export async function lastRunLines(qemuLog: string): Promise<string[]> {
+  const lines = await readTailLines(qemuLog, 200).catch(() => [] as string[]);
+  let start = lines.length - 1;
+  while (start >= 0 && !RUN_START.test(lines[start] as string)) start--;
+  return lines.slice(start + 1).slice(-LAST_LINES);
 }
 
 export function projectStatus(project: Project): Promise<VmStatus[]> {

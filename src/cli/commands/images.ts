@@ -1,4 +1,5 @@
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { displayPath } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import { DataError, UsageError } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
@@ -135,9 +136,10 @@ export async function runImagesVerify(opts: CacheOptions, ctx: CommandContext): 
     bad.length === 1
       ? `${bad[0]?.path} does not match its manifest`
       : `${bad.length} cached files do not match their manifests`;
+  const dirs = [...new Set(bad.map((b) => displayPath(dirname(b.path), io.cwd)))];
   throw new DataError(headline, {
     detail: bad.map((b) => `${b.path}: ${b.problem}`).join("\n"),
-    hint: "remove the damaged image directory (rm -rf .castra/images/<id>/<version>), then run `castra images pull`",
+    hint: `remove the damaged image (rm -rf ${dirs.join(" ")}), then run \`castra images pull\``,
   });
 }
 

@@ -29,7 +29,9 @@ export async function runLogs(opts: LogsOptions, ctx: CommandContext): Promise<n
   const tails = await Promise.all(sources.map((source) => tailSource(source, count)));
   const missing = sources.filter((_, i) => tails[i] === undefined);
   for (const source of missing) io.info(`[${source.label}] no log yet (${displayPath(source.path, io.cwd)})`);
-  for (const line of mergeByTime(tails.map((t) => t?.lines ?? []))) printLine(io, line);
+  // The last N lines of the merged stream, not N of each source.
+  const merged = mergeByTime(tails.map((t) => t?.lines ?? []));
+  for (const line of merged.slice(Math.max(0, merged.length - count))) printLine(io, line);
   if (!opts.follow) return 0;
 
   const followers = sources.map((source, i) => new SourceFollower(source, tails[i]?.endOffset));

@@ -98,7 +98,11 @@ export const logs = command({
   description: "show the broker, image-manager, QEMU and serial logs, merged by time",
   args: { vms: operands("[vms...]", "the VMs to act on (default: every VM of the project)") },
   options: {
-    tail: value("-n, --tail <lines>", "lines to show from the end of each log (default: 1000)", parseCount),
+    tail: value(
+      "-n, --tail <lines>",
+      "lines to show from the end of the merged logs (default: 1000)",
+      parseCount,
+    ),
     follow: flag("-f, --follow", "keep streaming new lines until Ctrl-C"),
   },
 });

@@ -168,7 +168,9 @@ function explainError(io: IO, status: VmStatus): void {
   io.warn(
     `${status.vm.name}: QEMU (pid ${status.record?.pid}) exited without \`castra down\` (a crash, a kill, or a guest power-off)`,
   );
-  if (lines.length > 0) io.info([`  last lines of ${log}:`, ...lines.map((l) => `    ${l}`)].join("\n"));
+  if (lines.length > 0)
+    io.info([`  its last lines (all of it: ${log}):`, ...lines.map((l) => `    ${l}`)].join("\n"));
+  else io.info(`  QEMU wrote nothing before it ended; its log: ${log}`);
   io.info(
     `${io.err.color.cyan("hint:")} run \`castra up\` to start it again on the same overlay, or \`castra logs\` for the full story`,
   );
