@@ -161,6 +161,13 @@ export function parseSeconds(text: string): number {
   return n;
 }
 
+export function parseSecondsOrZero(text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0)
+    throw new BadFlagValue("expected 0 or a positive number of seconds");
+  return n;
+}
+
 export function parseCount(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new BadFlagValue("expected a whole number");

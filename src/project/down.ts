@@ -1,4 +1,5 @@
 import type { Project, VmConfig } from "../config/model.js";
+import { InterruptedError } from "../errors.js";
 import { exists } from "../host/files.js";
 import { projectPaths } from "../vm/paths.js";
 import type { VmStatus } from "../vm/state.js";
@@ -11,6 +12,8 @@ export interface DownOptions {
   env: NodeJS.ProcessEnv;
   /** How long each guest gets to power off after the ACPI request, before SIGTERM. */
   timeoutMs: number;
+  /** No ACPI request at all: SIGTERM at once, then SIGKILL. */
+  force?: boolean;
   signal: AbortSignal;
   onEvent: (event: ProjectEvent) => void;
 }
@@ -25,6 +28,8 @@ export interface DownResult {
 }
 
 const LIVE_STATES: VmStatus["state"][] = ["running", "starting", "shutting_down"];
+/** A guest still booting often has no ACPI handler yet: it gets this long, not the whole timeout. */
+export const NOT_READY_ACPI_MS = 5000;
 
 /**
  * `castra down` for a project: under the project lock, ACPI power-down of every live VM (then SIGTERM, then
@@ -39,11 +44,20 @@ export async function downProject(project: Project, host: VmHost, options: DownO
     signal: options.signal,
     onWait: (holder) => onEvent({ type: "lock-wait", holder }),
   });
+  let result: DownResult;
   try {
-    return await stopTargets(project, host, options);
+    result = await stopTargets(project, host, options);
   } finally {
     await lock.release();
   }
+  // Ctrl-C cut the ACPI waits short; the VMs were still stopped (with signals), so the state is clear.
+  if (options.signal.aborted) {
+    throw new InterruptedError("Interrupted", {
+      detail: `Stopped ${result.stopped.join(", ") || "nothing"} with signals instead of waiting for the guests to power off.`,
+      hint: "`castra status` shows every VM stopped",
+    });
+  }
+  return result;
 }
 
 /** Under the project lock: stops the targets (ACPI first), forgets suspended states, clears stale records. */
@@ -86,9 +100,24 @@ async function stopOne(host: VmHost, status: VmStatus, options: DownOptions): Pr
   const { vm, paths, record } = status;
   if (!record) return;
   const begun = Date.now();
-  options.onEvent({ type: "stopping", vm: vm.name, pid: record.pid, timeoutMs: options.timeoutMs });
+  const booting = status.state === "starting";
+  const timeoutMs = options.force
+    ? 0
+    : booting
+      ? Math.min(options.timeoutMs, NOT_READY_ACPI_MS)
+      : options.timeoutMs;
+  options.onEvent({
+    type: "stopping",
+    vm: vm.name,
+    pid: record.pid,
+    timeoutMs,
+    booting,
+    force: Boolean(options.force),
+  });
   const by = await host.stopVm(record, paths, {
-    timeoutMs: options.timeoutMs,
+    timeoutMs,
+    skipPowerdown: timeoutMs === 0,
+    signal: options.signal,
     onEvent: (step) => options.onEvent({ type: "stop-step", vm: vm.name, step }),
   });
   options.onEvent({ type: "stopped", vm: vm.name, by, elapsedMs: Date.now() - begun });

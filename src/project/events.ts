@@ -44,7 +44,8 @@ export type ProjectEvent =
   | { type: "ready"; vm: string; readiness: Readiness; readyPattern?: string }
   /** A VM that no longer runs left runtime files, now removed. */
   | { type: "stale-cleared"; vm: string; pid: number; cause: "exited" | "pid-reused" }
-  | { type: "stopping"; vm: string; pid: number; timeoutMs: number }
+  /** `booting`: never reached ready, so ACPI gets a short wait; `force`: no ACPI at all. */
+  | { type: "stopping"; vm: string; pid: number; timeoutMs: number; booting: boolean; force: boolean }
   | { type: "stop-step"; vm: string; step: StopEvent }
   | { type: "stopped"; vm: string; by: StoppedBy; elapsedMs: number }
   | { type: "broker-stopped" };

@@ -13,6 +13,10 @@ export type StopEvent =
   | { kind: "powerdown-sent" }
   | { kind: "powerdown-failed"; reason: string }
   | { kind: "powerdown-timeout"; waitedMs: number }
+  /** Once a second while the guest has not powered off yet. */
+  | { kind: "waiting"; waitedMs: number; timeoutMs: number }
+  /** Ctrl-C during the wait: the stop goes on with signals at once. */
+  | { kind: "interrupted" }
   | { kind: "signal"; signal: "SIGTERM" | "SIGKILL" };
 
 /** How the VM ended: the guest powered off (ACPI), QEMU had to be signalled, or it was already gone. */
@@ -22,9 +26,13 @@ export interface StopOptions {
   /** How long the guest gets to power off after the ACPI request. */
   timeoutMs: number;
   onEvent?: (event: StopEvent) => void;
-  /** Skip ACPI (e.g. Ctrl-C during `up`): straight to SIGTERM. */
+  /** Skip ACPI (e.g. Ctrl-C during `up`, or `down --force`): straight to SIGTERM. */
   skipPowerdown?: boolean;
+  /** Aborted: stop waiting for the guest and finish with signals. */
+  signal?: AbortSignal;
 }
+
+const TICK_MS = 1000;
 
 /**
  * Stops one of our QEMUs: ACPI power button over QMP and a wait, then SIGTERM, then SIGKILL. Signals go
@@ -44,8 +52,9 @@ export async function stopVm(record: VmRunRecord, paths: VmPaths, options: StopO
       );
       if (sent) {
         emit({ kind: "powerdown-sent" });
-        if (await waitForExit(record.pid, record.argv, options.timeoutMs)) return "acpi";
-        emit({ kind: "powerdown-timeout", waitedMs: options.timeoutMs });
+        if (await waitForPowerOff(record, options, emit)) return "acpi";
+        if (options.signal?.aborted) emit({ kind: "interrupted" });
+        else emit({ kind: "powerdown-timeout", waitedMs: options.timeoutMs });
       }
     }
     for (const [signal, grace] of [
@@ -63,5 +72,22 @@ export async function stopVm(record: VmRunRecord, paths: VmPaths, options: StopO
     });
   } finally {
     if (!(await isOurQemu(record))) await removeRuntimeFiles(paths, record);
+  }
+}
+
+/** Waits for the guest to power off, a tick a second; false on timeout or Ctrl-C. */
+async function waitForPowerOff(
+  record: VmRunRecord,
+  options: StopOptions,
+  emit: (event: StopEvent) => void,
+): Promise<boolean> {
+  const begun = Date.now();
+  for (;;) {
+    const left = options.timeoutMs - (Date.now() - begun);
+    if (left <= 0 || options.signal?.aborted) return false;
+    if (await waitForExit(record.pid, record.argv, Math.min(TICK_MS, left), options.signal)) return true;
+    const waitedMs = Date.now() - begun;
+    if (waitedMs < options.timeoutMs && !options.signal?.aborted)
+      emit({ kind: "waiting", waitedMs, timeoutMs: options.timeoutMs });
   }
 }

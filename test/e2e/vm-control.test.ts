@@ -199,3 +199,18 @@ test("destroy refuses without --yes off a terminal; with --yes the next up boots
   assert.match(await serial(), /boots=1/);
   ok(await castra(["down"]), "down");
 });
+
+test("down of a VM still booting gives ACPI a few seconds, not the full minute; --force skips it", {
+  skip,
+}, async () => {
+  ok(await castra(["up", "--no-wait", "db"]), "up --no-wait db");
+  const started = Date.now();
+  const down = ok(await castra(["down", "db"]), "down db");
+  assert.match(down.stderr, /Stopping db \(pid \d+\): still booting, so ACPI power-down gets only 5 s…/);
+  assert.ok(Date.now() - started < 30_000, `down took ${Date.now() - started} ms`);
+  ok(await castra(["up", "--no-wait", "db"]), "up --no-wait db");
+  const forced = ok(await castra(["down", "--force", "db"]), "down --force db");
+  assert.match(forced.stderr, /SIGTERM now \(--force\)/);
+  assert.match(forced.stderr, /✓ db stopped by SIGTERM after \d+\.\d s/);
+  assert.equal((await qemuOf("db")).length, 0);
+});

@@ -9,7 +9,7 @@ import { vmPaths } from "../../src/vm/paths.js";
 import type { SuspendRecord } from "../../src/vm/saved-state.js";
 import type { Snapshot } from "../../src/vm/snapshots.js";
 import type { VmRunRecord, VmState, VmStatus } from "../../src/vm/state.js";
-import type { StoppedBy } from "../../src/vm/stop.js";
+import type { StopOptions, StoppedBy } from "../../src/vm/stop.js";
 
 /** A VM as the fake host knows it: its state and, when it has one, its run record. */
 interface FakeVm {
@@ -35,6 +35,8 @@ export interface FakeVmHostOptions {
   lockHolder?: LockHolder;
   /** How `stopVm` ends each VM when ACPI is allowed. */
   stoppedBy?: StoppedBy;
+  /** Guests ignore the ACPI power button: `stopVm` waits its whole timeout (or until Ctrl-C), then SIGTERM. */
+  ignoreAcpi?: boolean;
 }
 
 let nextPid = 900_000;
@@ -193,15 +195,25 @@ export class FakeVmHost implements VmHost {
     return { elapsedMs: Date.now() - began, by: "pattern" as const };
   }
 
-  async stopVm(
-    record: VmRunRecord,
-    _paths: unknown,
-    options: { skipPowerdown?: boolean; onEvent?: (e: never) => void },
-  ) {
+  async stopVm(record: VmRunRecord, _paths: unknown, options: StopOptions) {
     const name = [...this.vms].find(([, v]) => v.record === record)?.[0] ?? "?";
     this.actions.push(`stop ${name}${options.skipPowerdown ? " skip-powerdown" : ""}`);
+    let by: StoppedBy = options.skipPowerdown ? "sigterm" : (this.options.stoppedBy ?? "acpi");
+    if (!options.skipPowerdown && this.options.ignoreAcpi) {
+      // Ten ticks stand for the timeout, so tests see the progress without waiting for it.
+      for (let tick = 1; tick <= 10 && !options.signal?.aborted; tick++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const waitedMs = (options.timeoutMs * tick) / 10;
+        options.onEvent?.({ kind: "waiting", waitedMs, timeoutMs: options.timeoutMs });
+      }
+      const aborted = options.signal?.aborted;
+      options.onEvent?.(
+        aborted ? { kind: "interrupted" } : { kind: "powerdown-timeout", waitedMs: options.timeoutMs },
+      );
+      by = "sigterm";
+    }
     this.vms.delete(name);
-    return options.skipPowerdown ? ("sigterm" as const) : (this.options.stoppedBy ?? "acpi");
+    return by;
   }
 
   async startBroker(launch: { port: number }) {

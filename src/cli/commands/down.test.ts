@@ -88,3 +88,47 @@ test("the broker is stopped with the VMs; a guest that ignores ACPI is reported 
   assert.match(run.stderr, /^✓ Host broker stopped$/m);
   assert.equal(host.broker, undefined);
 });
+
+test("down --force goes straight to signals; --timeout 0 too; a booting VM gets a short ACPI wait", async () => {
+  const { dir, model } = await project(byoToml(["web", "db"]));
+  const host = new FakeVmHost();
+  host.seed(model, "web", "running");
+  const forced = await castraInProcess(["down", "--force", "web"], { cwd: dir, vmHost: host });
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stderr, /^Stopping web \(pid \d+\): SIGTERM now \(--force\)…$/m);
+  assert.ok(host.actions.includes("stop web skip-powerdown"));
+  host.seed(model, "web", "running");
+  const zero = await castraInProcess(["down", "--timeout", "0", "web"], { cwd: dir, vmHost: host });
+  assert.match(zero.stderr, /SIGTERM now \(--timeout 0\)/);
+  host.seed(model, "db", "starting");
+  const booting = await castraInProcess(["down", "db"], { cwd: dir, vmHost: host });
+  assert.match(
+    booting.stderr,
+    /^Stopping db \(pid \d+\): still booting, so ACPI power-down gets only 5 s…$/m,
+  );
+});
+
+test("seconds waited show while a guest powers off; Ctrl-C stops it with SIGTERM and exits 130, state clear", async () => {
+  const { dir, model } = await project(byoToml(["web"]));
+  const host = new FakeVmHost({ ignoreAcpi: true });
+  host.seed(model, "web", "running");
+  const waited = await castraInProcess(["down", "--timeout", "10"], { cwd: dir, vmHost: host });
+  assert.equal(waited.code, 0);
+  assert.match(waited.stderr, /^web: waiting for the guest to power off, 10 s of 10 s$/m);
+  assert.match(waited.stderr, /^warning: web: the guest did not power off within 10 s; sending SIGTERM$/m);
+
+  host.seed(model, "web", "running");
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 60);
+  const interrupted = await castraInProcess(["down"], { cwd: dir, vmHost: host, signal: controller.signal });
+  assert.equal(interrupted.code, 130);
+  assert.match(
+    interrupted.stderr,
+    /^warning: web: interrupted: stopping it now with SIGTERM instead of waiting$/m,
+  );
+  assert.match(
+    interrupted.stderr,
+    /^ {2}Stopped web with signals instead of waiting for the guests to power off\.$/m,
+  );
+  assert.equal(host.vms.has("web"), false, "the VM is stopped, not left shutting down");
+});

@@ -17,6 +17,7 @@ export async function runDown(opts: DownOptions, ctx: CommandContext): Promise<n
       targets,
       env: ctx.io.env,
       timeoutMs: (opts.timeout ?? DEFAULT_DOWN_TIMEOUT_S) * 1000,
+      force: Boolean(opts.force),
       signal: ctx.signal,
       onEvent: renderer.onEvent,
     });

@@ -85,7 +85,10 @@ test("images verify names a damaged file with exit 65 and the command that repai
   assert.equal(run.code, 65);
   assert.match(run.stdout, /^MISMATCH {2}tiny@v1 rootfs\.raw: /m);
   assert.match(run.stderr, /^error: .*rootfs\.raw does not match its manifest$/m);
-  assert.match(run.stderr, /^hint: remove the damaged image \(rm -rf \.castra\/images\/tiny\/v1\), then run `castra images pull`$/m);
+  assert.match(
+    run.stderr,
+    /^hint: remove the damaged image \(rm -rf \.castra\/images\/tiny\/v1\), then run `castra images pull`$/m,
+  );
 });
 
 test("images prune asks first: without a terminal it refuses (64); with --yes it removes unused images", async () => {

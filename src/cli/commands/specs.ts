@@ -10,6 +10,7 @@ import {
   parseCount,
   parsePort,
   parseSeconds,
+  parseSecondsOrZero,
   requiredOperand,
   requiredValue,
   value,
@@ -78,9 +79,10 @@ export const down = command({
   options: {
     timeout: value(
       "--timeout <seconds>",
-      "how long a guest gets to power off before SIGTERM (default: 60)",
-      parseSeconds,
+      "how long a guest gets to power off before SIGTERM (default: 60; 0: SIGTERM at once)",
+      parseSecondsOrZero,
     ),
+    force: flag("--force", "no ACPI power-down: SIGTERM at once, then SIGKILL"),
   },
 });
 export type DownOptions = OptionsOf<typeof down>;

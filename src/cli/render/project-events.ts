@@ -90,10 +90,9 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
             : `${e.vm} was not running (pid ${e.pid} is another program now): removed its stale pid file`,
         );
       case "stopping":
-        return io.info(
-          `Stopping ${e.vm} (pid ${e.pid}): ACPI power-down, waiting up to ${e.timeoutMs / 1000} s…`,
-        );
+        return io.info(`Stopping ${e.vm} (pid ${e.pid}): ${stopPlan(e)}…`);
       case "stop-step":
+        if (e.step.kind === "waiting") return powerOffProgress(e.vm, e.step.waitedMs, e.step.timeoutMs);
         return stopStep(io, e.vm, e.step);
       case "stopped":
         return io.success(stoppedLine(e.vm, e.by, e.elapsedMs));
@@ -101,7 +100,23 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
         return io.success("Host broker stopped");
     }
   };
+  /** Seconds waited for a guest to power off: a live line on a terminal, a line every 10 s elsewhere. */
+  const powerOffProgress = (vm: string, waitedMs: number, timeoutMs: number) => {
+    const text = `${vm}: waiting for the guest to power off, ${Math.round(waitedMs / 1000)} s of ${timeoutMs / 1000} s`;
+    if (tty) {
+      live ??= io.live();
+      return live.set(`stop:${vm}`, `${c.cyan("…")} ${text}`);
+    }
+    if (Math.round(waitedMs / 1000) % 10 === 0) io.info(text);
+  };
   return { onEvent, done: () => live?.done() };
+}
+
+function stopPlan(e: Extract<ProjectEvent, { type: "stopping" }>): string {
+  if (e.force) return "SIGTERM now (--force)";
+  if (e.timeoutMs === 0) return "SIGTERM now (--timeout 0)";
+  if (e.booting) return `still booting, so ACPI power-down gets only ${e.timeoutMs / 1000} s`;
+  return `ACPI power-down, waiting up to ${e.timeoutMs / 1000} s`;
 }
 
 /** "2026-11-30 19:55": when a state was saved, in local time. */
@@ -119,6 +134,10 @@ function stopStep(io: IO, name: string, step: StopEvent) {
       return;
     case "powerdown-failed":
       return io.warn(`${name}: QMP did not take the power-down request (${step.reason}); sending SIGTERM`);
+    case "interrupted":
+      return io.warn(`${name}: interrupted: stopping it now with SIGTERM instead of waiting`);
+    case "waiting":
+      return;
     case "powerdown-timeout":
       return io.warn(
         `${name}: the guest did not power off within ${step.waitedMs / 1000} s; sending SIGTERM`,
