@@ -87,7 +87,7 @@ test("VM names are operands of up, down, status, logs, suspend and destroy", asy
 test("bad values and unknown names are usage errors naming what is wrong", async () => {
   assert.match(await usageError(["up", "--timeout", "soon"]), /expected a positive number of seconds/);
   assert.match(await usageError(["up", "--accel", "hvf"]), /expected auto, kvm or tcg/);
-  assert.match(await usageError(["down", "--force"]), /unknown option '--force'/);
+  assert.match(await usageError(["status", "--force"]), /unknown option '--force'/);
   assert.match(
     await usageError(["images", "pul"]),
     /unknown command 'pul'\nhint: did you mean `castra images pull`/,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, test } from "node:test";
 import { InputMissingError } from "../errors.js";
-import { findConfigFile } from "./discover.js";
+import { findConfigFile, findProject } from "./discover.js";
 import { loadOrDefaultProject, loadProject } from "./load.js";
 
 const CONFIG = `[project]
@@ -118,4 +118,27 @@ test("a syntax error in a discovered file names it relative to the working direc
     loadOrDefaultProject({ cwd: root, configPath: "broken/castra.toml" }),
     /^DataError: broken\/castra\.toml:2:\d+: /,
   );
+});
+
+test("a zero-config project is found from below: the nearest .castra/ marks its root; castra.toml wins at one level", async () => {
+  const root = await mkdtemp(join(tmpdir(), "castra-marker-"));
+  try {
+    await mkdir(join(root, ".castra"), { recursive: true });
+    await mkdir(join(root, "src", "app"), { recursive: true });
+    assert.deepEqual(await findProject({ cwd: join(root, "src", "app") }), {
+      kind: "default",
+      rootDir: root,
+    });
+    assert.deepEqual(await findProject({ cwd: join(root, "src", "app"), skipDiscovery: true }), {
+      kind: "default",
+      rootDir: join(root, "src", "app"),
+    });
+    await writeFile(join(root, "castra.toml"), "");
+    assert.deepEqual(await findProject({ cwd: join(root, "src") }), {
+      kind: "config",
+      path: join(root, "castra.toml"),
+    });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

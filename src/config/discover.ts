@@ -12,21 +12,38 @@ export interface DiscoveryOptions {
   skipDiscovery?: boolean;
 }
 
+/** Where the project of a directory is: a castra.toml, or the root of a zero-config project. */
+export type ProjectLocation = { kind: "config"; path: string } | { kind: "default"; rootDir: string };
+
+/** The state directory whose presence marks a zero-config project's root. */
+const STATE_DIR_NAME = ".castra";
+
 /**
- * Finds the castra.toml that applies to `cwd`: `--config` wins, else the nearest one in `cwd` or a parent
- * (like git finds `.git`). Returns null when there is none, so the caller can synthesize a project.
+ * Finds the project that applies to `cwd`, like git finds `.git`: `--config` wins; else the nearest directory,
+ * `cwd` or a parent, holding a castra.toml or a `.castra/` (a zero-config project that ran there); else a new
+ * zero-config project in `cwd`. At one level castra.toml wins over `.castra/`, which sits beside it.
  */
-export async function findConfigFile(options: DiscoveryOptions): Promise<string | null> {
+export async function findProject(options: DiscoveryOptions): Promise<ProjectLocation> {
   if (options.configPath !== undefined)
-    return explicitConfig(resolve(options.cwd, options.configPath), options.configPath);
+    return {
+      kind: "config",
+      path: await explicitConfig(resolve(options.cwd, options.configPath), options.configPath),
+    };
   let dir = resolve(options.cwd);
   for (;;) {
     const candidate = join(dir, CONFIG_FILE_NAME);
-    if ((await kindOf(candidate)) === "file") return candidate;
+    if ((await kindOf(candidate)) === "file") return { kind: "config", path: candidate };
+    if ((await kindOf(join(dir, STATE_DIR_NAME))) === "dir") return { kind: "default", rootDir: dir };
     const parent = dirname(dir);
-    if (options.skipDiscovery || parent === dir) return null;
+    if (options.skipDiscovery || parent === dir) return { kind: "default", rootDir: resolve(options.cwd) };
     dir = parent;
   }
+}
+
+/** The castra.toml that applies to `cwd`, or null when its project has none (see `findProject`). */
+export async function findConfigFile(options: DiscoveryOptions): Promise<string | null> {
+  const found = await findProject(options);
+  return found.kind === "config" ? found.path : null;
 }
 
 async function explicitConfig(path: string, asTyped: string): Promise<string> {

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { DataError, fsError, InputMissingError } from "../errors.js";
-import { type DiscoveryOptions, findConfigFile } from "./discover.js";
+import { type DiscoveryOptions, findConfigFile, findProject } from "./discover.js";
 import { type FieldIssue, FieldReader } from "./fields.js";
 import { makeLineLocator } from "./locate.js";
 import { DEFAULT_MANAGED_IMAGE, DEFAULT_VM_NAME, type Project } from "./model.js";
@@ -12,8 +12,10 @@ export type LoadOptions = DiscoveryOptions;
 
 /** The project for `cwd`: its castra.toml, or the synthesized default project when there is none. */
 export async function loadOrDefaultProject(options: LoadOptions): Promise<Project> {
-  const file = await findConfigFile(options);
-  return file ? loadProjectFile(file, options.cwd) : synthesizeProject(options.cwd);
+  const found = await findProject(options);
+  return found.kind === "config"
+    ? loadProjectFile(found.path, options.cwd)
+    : synthesizeProject(found.rootDir);
 }
 
 /** Like loadOrDefaultProject, for commands that need a real castra.toml. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fakeRunningVm } from "../../../test/support/running-vm.js";
 import { captureIO } from "../io.js";
@@ -85,4 +85,43 @@ test("a VM whose QEMU died is `error`: exit 1, QEMU's last lines and the next co
   assert.equal(json.code, 1);
   const db = (JSON.parse(json.stdout).vms as VmStatusJson[]).find((vm) => vm.name === "db");
   assert.deepEqual(db?.last_log_lines, ["qemu: terminating on signal 9"]);
+});
+
+test("status names the project and its directory first, also from a directory below it", async () => {
+  const { castraInProcess } = await import("../../../test/support/in-process.js");
+  const { mkdir } = await import("node:fs/promises");
+  await mkdir(join(dir, "src", "app"), { recursive: true });
+  const below = await castraInProcess(["status"], { cwd: join(dir, "src", "app") });
+  assert.equal(below.stdout.split("\n")[0], `Project demo (${dir})`);
+  const json = await castraInProcess(["status", "--json"], { cwd: join(dir, "src", "app") });
+  assert.equal(JSON.parse(json.stdout).directory, dir);
+});
+
+test("below a zero-config project that ran, status and down act on it, not on a new project", async () => {
+  const { castraInProcess, tempProject } = await import("../../../test/support/in-process.js");
+  const { FakeVmHost } = await import("../../../test/support/fake-vm-host.js");
+  const { synthesizeProject } = await import("../../config/load.js");
+  const { mkdir } = await import("node:fs/promises");
+  const zero = await tempProject();
+  try {
+    await mkdir(join(zero.dir, ".castra", "run"), { recursive: true });
+    await mkdir(join(zero.dir, "src", "app"), { recursive: true });
+    const host = new FakeVmHost();
+    host.seed(synthesizeProject(zero.dir), "alpine", "running");
+    const cwd = join(zero.dir, "src", "app");
+    const status = await castraInProcess(["status"], { cwd, vmHost: host });
+    assert.match(
+      status.stdout,
+      new RegExp(
+        `^Project ${basename(zero.dir)} \\(${zero.dir}, no castra.toml: the default project\\)$`,
+        "m",
+      ),
+    );
+    assert.match(status.stdout, /^alpine\s+running\s/m);
+    const down = await castraInProcess(["down"], { cwd, vmHost: host });
+    assert.equal(down.code, 0);
+    assert.ok(host.actions.includes("stop alpine"));
+  } finally {
+    await zero.remove();
+  }
 });

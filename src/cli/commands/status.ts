@@ -1,6 +1,6 @@
 import { type BrokerStatus, vmBrokerState } from "../../broker/state.js";
 import { displayPath } from "../../config/load.js";
-import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type VmConfig } from "../../config/model.js";
+import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type Project, type VmConfig } from "../../config/model.js";
 import { ExitCode } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog-schema.js";
@@ -54,10 +54,16 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
           pid: broker?.state === "running" ? (broker.record?.pid ?? null) : null,
         }
       : null;
-    io.print(
-      JSON.stringify({ project: project.name, config: project.configPath, vms, broker: brokerJson }, null, 2),
-    );
+    const doc = {
+      project: project.name,
+      directory: project.rootDir,
+      config: project.configPath,
+      vms,
+      broker: brokerJson,
+    };
+    io.print(JSON.stringify(doc, null, 2));
   } else {
+    io.print(projectLine(project, io));
     printTable(io, vms);
     if (project.broker) {
       const state = broker?.state === "running" ? `running (pid ${broker.record?.pid})` : "not running";
@@ -128,6 +134,14 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuP
       ? { suspended: { saved_at: status.suspended.savedAt, state_bytes: status.suspended.stateBytes } }
       : {}),
   };
+}
+
+/** "Project demo (~/src/demo)": which project this is, since discovery may have found it in a parent. */
+function projectLine(project: Project, io: IO): string {
+  const where = project.synthesized
+    ? `${project.rootDir}, no castra.toml: the default project`
+    : project.rootDir;
+  return io.out.color.bold(`Project ${project.name} (${where})`);
 }
 
 function describeSource(vm: VmConfig): string {
