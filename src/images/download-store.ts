@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import * as z from "zod/mini";
 import { type Placement, placeFile, syncDirectory, syncFile } from "./file-placement.js";
 import { sha256File } from "./manifest.js";
+import { redactUrl } from "./redact-url.js";
 import "../zod-messages.js";
 
 /**
@@ -34,7 +35,7 @@ export interface BlobRecord {
   format: 1;
   sha256: string;
   size: number;
-  /** The catalog URL the bytes were published for. */
+  /** The catalog URL the bytes were published for, with any password redacted (`images list --cache` shows it). */
   url: string;
   fetched_at: string;
   last_used_at: string;
@@ -211,7 +212,8 @@ export class DownloadStore {
   private async readRecord(sha256: string): Promise<BlobRecord | undefined> {
     try {
       const parsed = recordSchema.safeParse(JSON.parse(await readFile(this.recordPath(sha256), "utf8")));
-      return parsed.success && parsed.data.sha256 === sha256 ? parsed.data : undefined;
+      if (!parsed.success || parsed.data.sha256 !== sha256) return undefined;
+      return { ...parsed.data, url: redactUrl(parsed.data.url) };
     } catch {
       return undefined;
     }
@@ -220,10 +222,11 @@ export class DownloadStore {
   /** Written to a temporary name and renamed, so a reader never sees half a record. */
   private async writeRecord(record: BlobRecord): Promise<void> {
     const path = this.recordPath(record.sha256);
+    const redacted = { ...record, url: redactUrl(record.url) };
     const temp = `${path}.tmp`;
     const handle = await open(temp, "w", 0o600);
     try {
-      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+      await handle.writeFile(`${JSON.stringify(redacted, null, 2)}\n`);
     } finally {
       await handle.close();
     }

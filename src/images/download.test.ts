@@ -205,6 +205,25 @@ test("404 fails at once with 69 naming the URL and status, without retries", asy
   assert.equal(server.gets("/missing.img").length, 1);
 });
 
+test("a URL's password never reaches events or errors: user:***@ stands in for it", async () => {
+  const withPassword = (path: string) => server.url(path).replace("//", "//ann:hunter2@");
+  const req = request({ url: withPassword(PATH) });
+  await download(req);
+  const start = req.events.find((e) => e.type === "download-start");
+  assert.equal(start?.type === "download-start" && start.url, server.url(PATH).replace("//", "//ann:***@"));
+  await rm(dest);
+  const err = await rejectsWith(download(request({ url: withPassword("/missing.img") })), 69, /HTTP 404/);
+  const wrong = Buffer.from(CONTENT);
+  wrong[7] = (wrong[7] ?? 0) ^ 0xff;
+  server.fault(PATH, { body: wrong });
+  const mismatch = await rejectsWith(download(request({ url: withPassword(PATH) })), 65, /Checksum mismatch/);
+  for (const e of [err, mismatch]) {
+    const shown = `${e.headline}\n${e.detail}\n${e.hint}`;
+    assert.match(shown, /ann:\*\*\*@/);
+    assert.doesNotMatch(shown, /hunter2/);
+  }
+});
+
 test("5xx replies are retried with backoff", async () => {
   server.fault(PATH, { status: { code: 503, times: 2 } });
   await download(request());

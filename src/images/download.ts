@@ -8,8 +8,10 @@ import { openHttp } from "./http-get.js";
 import type { ReplyHead } from "./http-reply.js";
 import { HttpStatusError, isRetriable, networkError, TransientError } from "./network-errors.js";
 import { PartialFile } from "./partial-file.js";
+import { redactUrl } from "./redact-url.js";
 
 export type DownloadEvent =
+  // `url` is for people: any user:password@ in it is redacted.
   | { type: "download-start"; url: string; bytes: number; resumeFrom: number; attempt: number }
   | { type: "download-restart"; reason: string }
   | { type: "progress"; received: number; total: number }
@@ -104,7 +106,13 @@ class Session {
   private async fetchOnce(attempt: number): Promise<void> {
     const { req, partial } = this;
     const from = partial.bytes;
-    req.onEvent?.({ type: "download-start", url: req.url, bytes: req.size, resumeFrom: from, attempt });
+    req.onEvent?.({
+      type: "download-start",
+      url: redactUrl(req.url),
+      bytes: req.size,
+      resumeFrom: from,
+      attempt,
+    });
     const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": "castra" };
     if (from > 0) headers.range = `bytes=${from}-`;
     const conn = await openHttp(req.url, headers, {
@@ -178,7 +186,7 @@ class Session {
       size = (await stat(path)).size;
     } catch (err) {
       throw new UnavailableError(`Cannot read ${path}`, {
-        detail: `${req.url}: ${(err as Error).message}`,
+        detail: `${redactUrl(req.url)}: ${(err as Error).message}`,
         hint: "check the file URL in the catalog (CASTRA_CATALOG) or the mirror (CASTRA_MIRROR)",
         cause: err,
       });
@@ -186,7 +194,7 @@ class Session {
     if (size !== req.size) throw sizeMismatch(req, size);
     req.onEvent?.({
       type: "download-start",
-      url: req.url,
+      url: redactUrl(req.url),
       bytes: req.size,
       resumeFrom: partial.bytes,
       attempt: 1,
@@ -201,7 +209,7 @@ class Session {
 }
 
 function sizeMismatch(req: DownloadRequest, announced: number): DataError {
-  return new DataError(`Size mismatch for ${req.url}`, {
+  return new DataError(`Size mismatch for ${redactUrl(req.url)}`, {
     detail: `the server announces ${announced} bytes, the catalog expects ${req.size}; nothing was kept`,
     hint: "the URL or mirror serves a different file: check CASTRA_MIRROR and CASTRA_CATALOG, then run again",
   });
@@ -209,13 +217,13 @@ function sizeMismatch(req: DownloadRequest, announced: number): DataError {
 
 function webPage(req: DownloadRequest, contentType: string): DataError {
   return new DataError(`${new URL(req.url).host} sent a web page instead of the image`, {
-    detail: `GET ${req.url} answered with Content-Type: ${contentType} (a captive portal or a sign-in page?); nothing was kept`,
+    detail: `GET ${redactUrl(req.url)} answered with Content-Type: ${contentType} (a captive portal or a sign-in page?); nothing was kept`,
     hint: "open the URL in a browser to sign in to the network, or set CASTRA_MIRROR=URL to a reachable mirror, then run again",
   });
 }
 
 function mismatch(req: DownloadRequest, actual: string): DataError {
-  return new DataError(`Checksum mismatch for ${req.url}`, {
+  return new DataError(`Checksum mismatch for ${redactUrl(req.url)}`, {
     detail: `expected sha256 ${req.sha256} (${req.size} bytes)\nactual   ${actual}\nThe download was deleted.`,
     hint: "the URL or mirror serves a different file: check CASTRA_MIRROR and CASTRA_CATALOG, then run again",
   });

@@ -6,6 +6,7 @@ import { type Artifact, type CatalogEntry, describeKind, downloadUrl, imageName 
 import { download } from "./download.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
+import { redactUrl } from "./redact-url.js";
 import type { StoreSession } from "./store-session.js";
 
 export interface FetchOptions {
@@ -105,7 +106,7 @@ export async function requireLocalSources(
     const stored = await store?.find(artifact.sha256).catch(() => undefined);
     if (stored?.size === artifact.size) continue;
     missing.push(
-      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${url})`,
+      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${redactUrl(url)})`,
     );
   }
   if (missing.length === 0) return;

@@ -1,5 +1,6 @@
 import { formatBytes } from "../config/memory.js";
 import { UnavailableError } from "../errors.js";
+import { redactUrl } from "./redact-url.js";
 
 /** An HTTP reply other than 200/206/416 (after redirects). */
 export class HttpStatusError extends Error {
@@ -61,10 +62,11 @@ const NETWORK_HINT =
 /** One specific, actionable error per way a download can fail on the network (exit 69). */
 export function networkError(
   err: unknown,
-  url: string,
+  requested: string,
   progress: { received: number; total: number },
 ): UnavailableError {
-  const { host, hostname } = new URL(url);
+  const { host, hostname } = new URL(requested);
+  const url = redactUrl(requested);
   const code = errorCode(err);
   const reason = err instanceof Error ? err.message : String(err);
   const got = `received ${formatBytes(progress.received)} of ${formatBytes(progress.total)}`;

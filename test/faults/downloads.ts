@@ -25,7 +25,7 @@ import {
 const MIB = 1024 * 1024;
 
 /** A project with no castra.toml (so its VM uses alpine-minimal@v1) and a catalog serving the test guest. */
-interface ImageProject {
+export interface ImageProject {
   server: FixtureServer;
   served: ServedImage;
   project: string;
@@ -33,7 +33,7 @@ interface ImageProject {
   imageDir: string;
 }
 
-async function imageProject(ctx: CaseContext): Promise<ImageProject> {
+export async function imageProject(ctx: CaseContext): Promise<ImageProject> {
   const server = await ctx.server();
   const served = await serveGuestImage(server);
   const catalog = await writeJson(join(ctx.root, "catalog.json"), await guestCatalog(server.origin));
@@ -60,7 +60,7 @@ async function stopIfBooted(ctx: CaseContext, p: ImageProject): Promise<void> {
 }
 
 /** `castra images verify` plus a byte-for-byte comparison of the converted disk with the guest's raw disk. */
-async function verified(ctx: CaseContext, p: ImageProject): Promise<boolean> {
+export async function verified(ctx: CaseContext, p: ImageProject): Promise<boolean> {
   const verify = await ctx.castra(["images", "verify"], { cwd: p.project, env: p.env });
   return verify.code === 0 && (await sameDiskAsGuest(join(p.imageDir, "rootfs.qcow2")));
 }
@@ -141,6 +141,16 @@ const stall: Scenario = {
     );
   },
 };
+
+/** `castra images pull`: the download layer alone, for cases that never need the VM booted. */
+export function pullImage(
+  ctx: CaseContext,
+  p: ImageProject,
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+) {
+  return ctx.castra(["images", "pull"], { cwd: p.project, env: { ...p.env, ...env }, timeoutMs });
+}
 
 /** A web page answered with 200 in place of the disk: with a Content-Length, and as a chunked captive portal. */
 function htmlInsteadOfImage(portal: boolean): Scenario {

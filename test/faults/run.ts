@@ -7,6 +7,7 @@ import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
 import { fuzzScenarios } from "./fuzz.js";
 import { abortActiveScenario, type Row, runScenario, type Scenario } from "./harness.js";
+import { secretScenarios } from "./secrets.js";
 import { securityScenarios } from "./security.js";
 import { stateScenarios } from "./state.js";
 import { vmScenarios } from "./vm.js";
@@ -27,6 +28,7 @@ const all: Scenario[] = [
   ...vmScenarios,
   ...stateScenarios,
   ...securityScenarios,
+  ...secretScenarios,
   ...fuzzScenarios,
 ];
 
