@@ -3,6 +3,7 @@ import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { downloadTrustScenarios } from "./download-trust.js";
 import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
 import { fuzzScenarios } from "./fuzz.js";
@@ -25,6 +26,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const all: Scenario[] = [
   ...downloadScenarios,
+  ...downloadTrustScenarios,
   ...vmScenarios,
   ...stateScenarios,
   ...securityScenarios,
