@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { closedPort, FixtureServer } from "../../test/support/http-server.js";
 import { seededBytes } from "../../test/support/image-fixtures.js";
 import { CastraError } from "../errors.js";
-import { type DownloadEvent, type DownloadRequest, download } from "./download.js";
+import { type DownloadEvent, type DownloadRequest, download, transferDeadlineMs } from "./download.js";
 
 const CONTENT = seededBytes(3 * 1024 * 1024 + 123, 7);
 const SHA = createHash("sha256").update(CONTENT).digest("hex");
@@ -283,6 +283,28 @@ test("a stalled server fails with 69 within the stall timeout and keeps what arr
   assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
   assert.equal((await stat(dest)).size, 200_000);
   assert.equal(server.gets(PATH).length, 1);
+});
+
+test("a transfer may take the stall timeout plus its bytes at the minimum rate", () => {
+  // 127926784 B ÷ 32768 B/s = 3904.016 s (Alpine's image at 32 KiB/s).
+  assert.equal(transferDeadlineMs(127_926_784, 30_000, 32 * 1024), 30_000 + 3_904_016);
+  assert.equal(transferDeadlineMs(0, 30_000, 32 * 1024), 30_000);
+});
+
+test("a server that trickles without ever stalling fails with 69 at the deadline, keeping what arrived", async () => {
+  // 3 MiB at 1 MiB/s takes 3 s; the deadline is 0.5 s + 3 MiB at 8 MiB/s = 0.9 s.
+  server.fault(PATH, { bytesPerSecond: 1024 * 1024 });
+  const started = Date.now();
+  const err = await rejectsWith(
+    download(request({ stallTimeoutMs: 500, minBytesPerSecond: 8 * 1024 * 1024 })),
+    69,
+    /is too slow/,
+  );
+  assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+  assert.match(err.detail ?? "", /in 0\.9 s, .* minimum rate of 8 MiB\/s/);
+  assert.match(err.hint ?? "", /CASTRA_MIN_RATE/);
+  assert.ok((await stat(dest)).size > 0, "what arrived is kept for resume");
+  assert.equal(server.gets(PATH).length, 1, "a transfer that ran out of time is not retried");
 });
 
 test("an abort stops the download with 130 and keeps the .partial for resume", async () => {

@@ -6,7 +6,13 @@ import { formatBytes } from "../config/memory.js";
 import { CastraError, DataError, InterruptedError, UnavailableError } from "../errors.js";
 import { openHttp } from "./http-get.js";
 import type { ReplyHead } from "./http-reply.js";
-import { HttpStatusError, isRetriable, networkError, TransientError } from "./network-errors.js";
+import {
+  DeadlineError,
+  HttpStatusError,
+  isRetriable,
+  networkError,
+  TransientError,
+} from "./network-errors.js";
 import { PartialFile } from "./partial-file.js";
 import { redactUrl } from "./redact-url.js";
 
@@ -28,6 +34,8 @@ export interface DownloadRequest {
   signal?: AbortSignal;
   /** No byte for this long fails the download (exit 69). Default 30 s. */
   stallTimeoutMs?: number;
+  /** Each transfer must average at least this rate, or fail at its deadline (exit 69; see `transferDeadlineMs`). */
+  minBytesPerSecond?: number;
   /** Tries in all for resets and 5xx replies. Default 4. */
   attempts?: number;
   /** First retry delay; doubles each time. Default 500 ms. */
@@ -44,6 +52,17 @@ export interface DownloadResult {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+/** 32 KiB/s: Alpine's 122 MiB image may take 65 minutes before castra gives up on the transfer. */
+export const DEFAULT_MIN_BYTES_PER_SECOND = 32 * 1024;
+
+/**
+ * How long one transfer of `bytes` may take in all (README, "Download limits"): the stall timeout, for
+ * connecting and the first byte, plus the bytes at the minimum rate. It ends a server that trickles data.
+ */
+export function transferDeadlineMs(bytes: number, stallTimeoutMs: number, minBytesPerSecond: number): number {
+  return stallTimeoutMs + Math.ceil((bytes / minBytesPerSecond) * 1000);
+}
 
 /**
  * Downloads `url` into `dest` and verifies it: resumes with Range, hashes while streaming, retries resets with
@@ -115,9 +134,15 @@ class Session {
     });
     const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": "castra" };
     if (from > 0) headers.range = `bytes=${from}-`;
-    const conn = await openHttp(req.url, headers, {
-      stallTimeoutMs: req.stallTimeoutMs ?? 30_000,
-      signal: req.signal,
+    const stallTimeoutMs = req.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    const minRate = req.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND;
+    const limitMs = transferDeadlineMs(req.size - from, stallTimeoutMs, minRate);
+    const deadline = AbortSignal.timeout(limitMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    const overdue = (err: unknown) =>
+      deadline.aborted && !req.signal?.aborted ? new DeadlineError(limitMs, minRate) : err;
+    const conn = await openHttp(req.url, headers, { stallTimeoutMs, signal }).catch((err: unknown) => {
+      throw overdue(err);
     });
     try {
       if (!(await this.acceptResponse(conn.res, from))) return;
@@ -125,7 +150,7 @@ class Session {
       // A cut connection throws above; a reply that ends cleanly but short is simply another file.
       if (partial.bytes < req.size) throw mismatch(req, `${partial.bytes} bytes: the reply ended early`);
     } catch (err) {
-      throw conn.explain(err);
+      throw overdue(conn.explain(err));
     } finally {
       conn.close();
     }

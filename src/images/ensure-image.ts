@@ -12,6 +12,7 @@ import {
   loadCatalog,
   type QemuProfile,
 } from "./catalog.js";
+import { DEFAULT_MIN_BYTES_PER_SECOND } from "./download.js";
 import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";
@@ -35,6 +36,8 @@ export interface EnsureImageOptions {
   onEvent?: (event: ImageEvent) => void;
   /** Default: CASTRA_STALL_TIMEOUT seconds, else 30 s. */
   stallTimeoutMs?: number;
+  /** The rate every transfer must average (see `transferDeadlineMs`). Default: CASTRA_MIN_RATE KiB/s, else 32. */
+  minBytesPerSecond?: number;
   /**
    * How long to wait for another castra holding this image (or downloading the same bytes into the download
    * cache). Default: CASTRA_LOCK_TIMEOUT seconds, else 15 min.
@@ -133,6 +136,10 @@ async function ensureLocked(
       offline: options.offline ?? false,
       signal: options.signal,
       stallTimeoutMs: options.stallTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ?? 30_000,
+      minBytesPerSecond:
+        options.minBytesPerSecond ??
+        kibPerSecondFromEnv(options.env, "CASTRA_MIN_RATE") ??
+        DEFAULT_MIN_BYTES_PER_SECOND,
       emit,
     });
     const base: Manifest = state.manifest ?? {
@@ -171,14 +178,26 @@ function withArtifacts(
   return { ...manifest, image: entry.id, version: entry.version, updated_at: now, artifacts };
 }
 
-function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** A positive number from the environment, in `unit`; undefined when unset; 64 when it is anything else. */
+function positiveFromEnv(env: NodeJS.ProcessEnv, name: string, unit: string, example: number) {
   const text = env[name];
   if (text === undefined || text === "") return undefined;
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new UsageError(`${name} must be a positive number of seconds, not "${text}"`, {
-      hint: `unset it or set e.g. ${name}=30`,
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`${name} must be a positive number of ${unit}, not "${text}"`, {
+      hint: `unset it or set e.g. ${name}=${example}`,
     });
   }
-  return seconds * 1000;
+  return value;
+}
+
+function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const seconds = positiveFromEnv(env, name, "seconds", 30);
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
+/** Bytes per second from a variable that counts KiB per second. */
+function kibPerSecondFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const kib = positiveFromEnv(env, name, "KiB per second", 32);
+  return kib === undefined ? undefined : kib * 1024;
 }

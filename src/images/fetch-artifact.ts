@@ -14,6 +14,7 @@ export interface FetchOptions {
   offline: boolean;
   signal?: AbortSignal;
   stallTimeoutMs: number;
+  minBytesPerSecond: number;
   emit: (event: ImageEvent) => void;
   /** The per-user download cache; absent when CASTRA_CACHE_DIR=off. */
   store?: StoreSession;
@@ -55,6 +56,7 @@ export async function fetchArtifact(
       sha256: artifact.sha256,
       signal: options.signal,
       stallTimeoutMs: options.stallTimeoutMs,
+      minBytesPerSecond: options.minBytesPerSecond,
       onEvent: (e) => options.emit({ ...use, ...e }),
     });
     options.emit({ type: "verified", ...use, sha256: artifact.sha256, bytes: artifact.size });

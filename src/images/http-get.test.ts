@@ -112,6 +112,18 @@ test("redirects are followed; user:password@ in the URL becomes Basic auth", asy
   assert.match(first ?? "", /\r\nrange: bytes=0-\r\n/);
 });
 
+test("a trailer section that never ends is cut: the body is complete once its last chunk arrived", async () => {
+  answers.set("/drip", (s) => {
+    s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${BODY.length.toString(16)}\r\n`);
+    s.write(Buffer.concat([BODY, Buffer.from("\r\n0\r\n")]));
+    const drip = setInterval(() => s.write("X-Drip: 1\r\n"), 50);
+    s.on("close", () => clearInterval(drip));
+  });
+  const started = performance.now();
+  assert.ok((await readAll(await get("/drip", 400))).equals(BODY));
+  assert.ok(performance.now() - started < 2000, "cut after the stall timeout (400 ms), drip or not");
+});
+
 test("a server that goes silent is a stall; one that speaks something else is refused", async () => {
   answers.set("/stall", (s) => s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\nabc`));
   const conn = await get("/stall", 300);

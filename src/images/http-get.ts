@@ -23,6 +23,8 @@ export interface HttpConnection {
 }
 
 const MAX_REDIRECTS = 5;
+/** Trailer fields after the last chunk may take this long (or the stall timeout, if shorter), then the reply ends. */
+export const TRAILER_TIMEOUT_MS = 5000;
 /**
  * The socket is read into this one buffer, over and over: no allocation per read, and none of the copy Node's
  * http module makes of every body chunk. At disk-image sizes that halves the CPU a download costs.
@@ -62,6 +64,7 @@ class Exchange {
   private decoder: BodyDecoder | undefined;
   private sink: BodySink | undefined;
   private stalled: StallError | undefined;
+  private trailerTimer: NodeJS.Timeout | undefined;
   private settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   private finished = false;
   private closed = false;
@@ -152,6 +155,11 @@ class Exchange {
       );
       return false;
     }
+    // Every body byte is here: a server that keeps the trailer section open only delays the end, so it is cut.
+    if (decoder.bodyComplete && !this.trailerTimer) {
+      const limit = Math.min(TRAILER_TIMEOUT_MS, this.options.stallTimeoutMs);
+      this.trailerTimer = setTimeout(() => this.finish(), limit);
+    }
     if (waits.length === 0) return true;
     Promise.all(waits).then(
       () => {
@@ -191,6 +199,7 @@ class Exchange {
   }
 
   private finish(): void {
+    if (this.finished) return;
     this.finished = true;
     this.cleanUp();
     this.settle?.resolve();
@@ -210,6 +219,7 @@ class Exchange {
   }
 
   private cleanUp(): void {
+    clearTimeout(this.trailerTimer);
     this.options.signal?.removeEventListener("abort", this.abort);
     this.socket.destroy();
   }

@@ -19,6 +19,16 @@ export class StallError extends Error {
   }
 }
 
+/** A transfer ran past its deadline: slower than the minimum rate, though never silent for the stall timeout. */
+export class DeadlineError extends Error {
+  constructor(
+    readonly limitMs: number,
+    readonly minBytesPerSecond: number,
+  ) {
+    super(`not done after ${(limitMs / 1000).toFixed(1)} s`);
+  }
+}
+
 /** The connection went away mid-stream or the server had a passing failure: worth another try. */
 export class TransientError extends Error {}
 
@@ -51,7 +61,7 @@ function isTlsError(err: unknown): boolean {
 export function isRetriable(err: unknown): boolean {
   if (err instanceof TransientError) return true;
   if (err instanceof HttpStatusError) return err.status >= 500 || err.status === 408 || err.status === 429;
-  if (err instanceof StallError) return false;
+  if (err instanceof StallError || err instanceof DeadlineError) return false;
   return RESET_CODES.has(errorCode(err)) || (err as Error)?.message === "aborted";
 }
 
@@ -86,6 +96,16 @@ export function networkError(
     return new UnavailableError(`Download from ${host} stalled`, {
       detail: `${url}: ${err.message} (${got}); the .partial file is kept, the next run resumes it`,
       hint: NETWORK_HINT,
+      cause: err,
+    });
+  }
+  if (err instanceof DeadlineError) {
+    const rate = `${formatBytes(err.minBytesPerSecond)}/s`;
+    return new UnavailableError(`Download from ${host} is too slow`, {
+      detail:
+        `${url}: ${got} in ${(err.limitMs / 1000).toFixed(1)} s, all the time a transfer of this size may take at the ` +
+        `minimum rate of ${rate}; the .partial file is kept, the next run resumes it`,
+      hint: `on a slow link, set CASTRA_MIN_RATE to a lower rate in KiB/s; or set CASTRA_MIRROR=URL to a faster mirror`,
       cause: err,
     });
   }

@@ -152,6 +152,44 @@ export function pullImage(
   return ctx.castra(["images", "pull"], { cwd: p.project, env: { ...p.env, ...env }, timeoutMs });
 }
 
+/** The body arrives whole, then the trailer section never ends: one field every second (issue 14, item 8). */
+const endlessTrailers: Scenario = {
+  name: "endless trailers",
+  timeoutMs: 60_000,
+  async run(ctx) {
+    const p = await imageProject(ctx);
+    p.server.fault(p.served.vhd, { trailerDrip: { everyMs: 1000 } });
+    const result = await pullImage(ctx, p, {}, 40_000);
+    const ok = result.code === 0 && (await verified(ctx, p));
+    ctx.check(
+      "chunked body, then `0` and a trailer field every second, forever",
+      "the trailer section is cut (5 s at most): exit 0 within 15 s, sha256 verified",
+      `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, verify ${ok ? "ok" : "FAILED"}: ${errorLine(result)}`,
+      ok && result.ms < 15_000,
+    );
+  },
+};
+
+/** A server that never stalls but sends far below the minimum rate: the transfer's deadline ends it. */
+const belowMinimumRate: Scenario = {
+  name: "below the minimum rate",
+  timeoutMs: 90_000,
+  async run(ctx) {
+    const p = await imageProject(ctx);
+    p.server.fault(p.served.vhd, { bytesPerSecond: 2 * MIB });
+    // Deadline: 2 s + 64 MiB at 16 MiB/s = 6 s; at 2 MiB/s the disk would take 32 s.
+    const env = { CASTRA_STALL_TIMEOUT: "2", CASTRA_MIN_RATE: String(16 * 1024) };
+    const result = await pullImage(ctx, p, env);
+    const kept = (await fileSize(join(p.imageDir, "rootfs.qcow2.partial"))) ?? 0;
+    ctx.check(
+      "server sends 2 MiB/s without a pause (CASTRA_MIN_RATE=16384 KiB/s, CASTRA_STALL_TIMEOUT=2)",
+      "exit 69 at the deadline (2 s + 64 MiB ÷ 16 MiB/s = 6 s, +3 s start-up), .partial kept for resume",
+      `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, .partial ${(kept / MIB).toFixed(1)} MiB: ${errorLine(result)}`,
+      result.code === 69 && result.ms < 9000 && kept > 0 && /minimum rate/.test(result.stderr),
+    );
+  },
+};
+
 /** A web page answered with 200 in place of the disk: with a Content-Length, and as a chunked captive portal. */
 function htmlInsteadOfImage(portal: boolean): Scenario {
   return {
@@ -235,6 +273,8 @@ export const downloadScenarios: Scenario[] = [
   interruptedDownload("SIGKILL"),
   resets,
   stall,
+  endlessTrailers,
+  belowMinimumRate,
   htmlInsteadOfImage(false),
   htmlInsteadOfImage(true),
   diskFull("download"),
