@@ -14,11 +14,19 @@ import {
   TransientError,
 } from "./network-errors.js";
 import { PartialFile } from "./partial-file.js";
+import type { ProxyResolver } from "./proxy-env.js";
 import { redactUrl } from "./redact-url.js";
 
 export type DownloadEvent =
-  // `url` is for people: any user:password@ in it is redacted.
-  | { type: "download-start"; url: string; bytes: number; resumeFrom: number; attempt: number }
+  // `url` and `proxy` (the one the request goes through, if any) are for people: passwords are redacted.
+  | {
+      type: "download-start";
+      url: string;
+      bytes: number;
+      resumeFrom: number;
+      attempt: number;
+      proxy?: string;
+    }
   | { type: "download-restart"; reason: string }
   | { type: "progress"; received: number; total: number }
   | { type: "download-retry"; attempt: number; delayMs: number; reason: string }
@@ -36,6 +44,8 @@ export interface DownloadRequest {
   stallTimeoutMs?: number;
   /** Each transfer must average at least this rate, or fail at its deadline (exit 69; see `transferDeadlineMs`). */
   minBytesPerSecond?: number;
+  /** Picks the proxy for each request (see `proxyFor`); without it, every request goes direct. */
+  proxy?: ProxyResolver;
   /** Tries in all for resets and 5xx replies. Default 4. */
   attempts?: number;
   /** First retry delay; doubles each time. Default 500 ms. */
@@ -52,7 +62,7 @@ export interface DownloadResult {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
-const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 /** 32 KiB/s: Alpine's 122 MiB image may take 65 minutes before castra gives up on the transfer. */
 export const DEFAULT_MIN_BYTES_PER_SECOND = 32 * 1024;
 
@@ -112,7 +122,8 @@ class Session {
         await this.partial.flush();
         if (this.req.signal?.aborted || err instanceof CastraError) throw err;
         const progress = { received: this.partial.bytes, total: this.req.size };
-        if (!isRetriable(err) || attempt >= attempts) throw networkError(err, this.req.url, progress);
+        if (!isRetriable(err) || attempt >= attempts)
+          throw networkError(err, this.req.url, progress, this.req.proxy?.(new URL(this.req.url)));
         const delayMs = (this.req.backoffMs ?? 500) * 2 ** (attempt - 1);
         const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         this.req.onEvent?.({ type: "download-retry", attempt: attempt + 1, delayMs, reason });
@@ -125,12 +136,14 @@ class Session {
   private async fetchOnce(attempt: number): Promise<void> {
     const { req, partial } = this;
     const from = partial.bytes;
+    const via = req.proxy?.(new URL(req.url));
     req.onEvent?.({
       type: "download-start",
       url: redactUrl(req.url),
       bytes: req.size,
       resumeFrom: from,
       attempt,
+      ...(via && { proxy: via.shown }),
     });
     const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": "castra" };
     if (from > 0) headers.range = `bytes=${from}-`;
@@ -141,9 +154,11 @@ class Session {
     const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
     const overdue = (err: unknown) =>
       deadline.aborted && !req.signal?.aborted ? new DeadlineError(limitMs, minRate) : err;
-    const conn = await openHttp(req.url, headers, { stallTimeoutMs, signal }).catch((err: unknown) => {
-      throw overdue(err);
-    });
+    const conn = await openHttp(req.url, headers, { stallTimeoutMs, signal, proxy: req.proxy }).catch(
+      (err: unknown) => {
+        throw overdue(err);
+      },
+    );
     try {
       if (!(await this.acceptResponse(conn.res, from))) return;
       await conn.readBody((chunk) => this.take(chunk));

@@ -12,13 +12,14 @@ import {
   loadCatalog,
   type QemuProfile,
 } from "./catalog.js";
-import { DEFAULT_MIN_BYTES_PER_SECOND } from "./download.js";
+import { DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS } from "./download.js";
 import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";
 import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
 import { materialise } from "./materialise.js";
 import { oneAtATime } from "./one-at-a-time.js";
+import { proxyFor } from "./proxy-env.js";
 import { StoreSession } from "./store-session.js";
 
 export interface ImageSpec {
@@ -74,8 +75,8 @@ export function imageLockPath(dir: string): string {
 export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions): Promise<MaterialisedImage> {
   const catalog = await loadCatalog(options.env);
   const entry = findEntry(catalog, spec.name, spec.version);
-  // A bad CASTRA_MIRROR is refused (64) before anything is created or requested.
-  for (const artifact of entry.artifacts) downloadUrl(artifact, options.env);
+  // A bad CASTRA_MIRROR or proxy variable is refused (64) before anything is created or requested.
+  for (const artifact of entry.artifacts) proxyFor(new URL(downloadUrl(artifact, options.env)), options.env);
   const image = imageName(entry);
   const dir = imageDir(options.stateDir, entry.id, entry.version);
   const log = openImageLog(options.stateDir);
@@ -135,7 +136,10 @@ async function ensureLocked(
       env: options.env,
       offline: options.offline ?? false,
       signal: options.signal,
-      stallTimeoutMs: options.stallTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ?? 30_000,
+      stallTimeoutMs:
+        options.stallTimeoutMs ??
+        secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ??
+        DEFAULT_STALL_TIMEOUT_MS,
       minBytesPerSecond:
         options.minBytesPerSecond ??
         kibPerSecondFromEnv(options.env, "CASTRA_MIN_RATE") ??

@@ -6,6 +6,7 @@ import { type Artifact, type CatalogEntry, describeKind, downloadUrl, imageName 
 import { download } from "./download.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
+import { proxyFor } from "./proxy-env.js";
 import { redactUrl } from "./redact-url.js";
 import type { StoreSession } from "./store-session.js";
 
@@ -57,6 +58,7 @@ export async function fetchArtifact(
       signal: options.signal,
       stallTimeoutMs: options.stallTimeoutMs,
       minBytesPerSecond: options.minBytesPerSecond,
+      proxy: (target) => proxyFor(target, options.env),
       onEvent: (e) => options.emit({ ...use, ...e }),
     });
     options.emit({ type: "verified", ...use, sha256: artifact.sha256, bytes: artifact.size });

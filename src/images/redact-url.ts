@@ -1,5 +1,5 @@
 /** What castra shows in place of a URL's password, or of a lone user name (often a token). */
-export const HIDDEN = "***";
+const HIDDEN = "***";
 
 /** `//userinfo@` (with or without a well-formed scheme): it ends at the last `@` before a path, query or fragment. */
 const USERINFO = /\/\/([^\s/?#]*)@/g;

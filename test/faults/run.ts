@@ -14,7 +14,7 @@ import { stateScenarios } from "./state.js";
 import { vmScenarios } from "./vm.js";
 
 /**
- * `npm run test:faults`: every fault and security case of issue 7 against the freshly built CLI, real QEMU
+ * `npm run test:faults`: every fault and security case of issues 7 and 14 against the freshly built CLI, real QEMU
  * (TCG) and a fault-injecting HTTP server on 127.0.0.1. Prints `case | expected | observed | PASS/FAIL`, then
  * `N passed, M failed`; exits 1 when anything failed. `npm run test:faults -- <regex>` runs matching scenarios.
  */

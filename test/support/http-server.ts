@@ -1,5 +1,6 @@
 import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as TlsOptions } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 
 /** What the server saw, so tests can count GETs and check Range headers. */
@@ -36,7 +37,7 @@ export interface Fault {
 
 type Content = Buffer | { file: string };
 
-/** A real HTTP server on 127.0.0.1 serving files from a map, with Range support and switchable faults. */
+/** A real HTTP (or, given a key and certificate, HTTPS) server on 127.0.0.1 serving files from a map, with Range support and switchable faults. */
 export class FixtureServer {
   readonly requests: RecordedRequest[] = [];
   private readonly contents = new Map<string, Content>();
@@ -46,6 +47,7 @@ export class FixtureServer {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private readonly scheme: "http" | "https",
   ) {
     server.on("connection", (socket) => {
       this.sockets.add(socket);
@@ -53,10 +55,10 @@ export class FixtureServer {
     });
   }
 
-  static async start(): Promise<FixtureServer> {
-    const server = createServer();
+  static async start(tls?: TlsOptions): Promise<FixtureServer> {
+    const server = tls ? createHttpsServer(tls) : createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const fixture = new FixtureServer(server, (server.address() as AddressInfo).port);
+    const fixture = new FixtureServer(server, (server.address() as AddressInfo).port, tls ? "https" : "http");
     server.on("request", (req, res) => {
       fixture.handle(req, res).catch(() => res.destroy());
     });
@@ -64,7 +66,7 @@ export class FixtureServer {
   }
 
   get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
   url(path: string): string {
