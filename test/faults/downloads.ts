@@ -163,9 +163,9 @@ const endlessTrailers: Scenario = {
     const ok = result.code === 0 && (await verified(ctx, p));
     ctx.check(
       "chunked body, then `0` and a trailer field every second, forever",
-      "the trailer section is cut (5 s at most): exit 0 within 15 s, sha256 verified",
+      "the trailer section is cut (5 s at most): exit 0 within 20 s (a loaded host), sha256 verified",
       `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, verify ${ok ? "ok" : "FAILED"}: ${errorLine(result)}`,
-      ok && result.ms < 15_000,
+      ok && result.ms < 20_000,
     );
   },
 };
@@ -183,9 +183,9 @@ const belowMinimumRate: Scenario = {
     const kept = (await fileSize(join(p.imageDir, "rootfs.qcow2.partial"))) ?? 0;
     ctx.check(
       "server sends 2 MiB/s without a pause (CASTRA_MIN_RATE=16384 KiB/s, CASTRA_STALL_TIMEOUT=2)",
-      "exit 69 at the deadline (2 s + 64 MiB ÷ 16 MiB/s = 6 s, +3 s start-up), .partial kept for resume",
+      "exit 69 at the deadline (2 s + 64 MiB ÷ 16 MiB/s = 6 s; within 12 s with start-up), .partial kept",
       `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, .partial ${(kept / MIB).toFixed(1)} MiB: ${errorLine(result)}`,
-      result.code === 69 && result.ms < 9000 && kept > 0 && /minimum rate/.test(result.stderr),
+      result.code === 69 && result.ms < 12_000 && kept > 0 && /minimum rate/.test(result.stderr),
     );
   },
 };
