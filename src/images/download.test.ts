@@ -289,6 +289,8 @@ test("a transfer may take the stall timeout plus its bytes at the minimum rate",
   // 127926784 B ÷ 32768 B/s = 3904.016 s (Alpine's image at 32 KiB/s).
   assert.equal(transferDeadlineMs(127_926_784, 30_000, 32 * 1024), 30_000 + 3_904_016);
   assert.equal(transferDeadlineMs(0, 30_000, 32 * 1024), 30_000);
+  // 100 GiB at 1 KiB/s: past what a timer can wait, so the longest wait a timer allows.
+  assert.equal(transferDeadlineMs(100 * 2 ** 30, 30_000, 1024), 2 ** 31 - 1);
 });
 
 test("a server that trickles without ever stalling fails with 69 at the deadline, keeping what arrived", async () => {

@@ -66,12 +66,15 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 /** 32 KiB/s: Alpine's 122 MiB image may take 65 minutes before castra gives up on the transfer. */
 export const DEFAULT_MIN_BYTES_PER_SECOND = 32 * 1024;
 
+/** Node's timers fire at once beyond this (about 24.8 days): a longer deadline is this one. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * How long one transfer of `bytes` may take in all (README, "Download limits"): the stall timeout, for
  * connecting and the first byte, plus the bytes at the minimum rate. It ends a server that trickles data.
  */
 export function transferDeadlineMs(bytes: number, stallTimeoutMs: number, minBytesPerSecond: number): number {
-  return stallTimeoutMs + Math.ceil((bytes / minBytesPerSecond) * 1000);
+  return Math.min(stallTimeoutMs + Math.ceil((bytes / minBytesPerSecond) * 1000), LONGEST_TIMER_MS);
 }
 
 /**
