@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { DataError, UsageError } from "../errors.js";
 import type { Artifact, ArtifactKind, CatalogEntry } from "./catalog-schema.js";
+import { redactUrl } from "./redact-url.js";
 
 export interface Catalog {
   entries: CatalogEntry[];
@@ -116,7 +117,7 @@ export function downloadUrl(artifact: Artifact, env: NodeJS.ProcessEnv): string 
   try {
     base = new URL(mirror);
   } catch {
-    throw new UsageError(`CASTRA_MIRROR is not a URL: ${mirror}`, {
+    throw new UsageError(`CASTRA_MIRROR is not a URL: ${redactUrl(mirror)}`, {
       hint: "set it to the base URL of the mirror, e.g. CASTRA_MIRROR=http://mirror.lan/castra",
     });
   }

@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmod, link, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
@@ -68,6 +80,57 @@ test("publish adds a read-only blob in private directories, with its record, and
   const [listed] = await store.list();
   assert.equal(listed?.sha256, hash);
   assert.equal(await blobProblem(listed as StoredBlob), undefined);
+});
+
+test("only a store the user owns and no one else may write is trusted", async (t) => {
+  assert.equal(await store.trustProblem(), undefined, "a store that does not exist yet");
+  await store.create();
+  assert.equal(await store.trustProblem(), undefined);
+  await chmod(store.root, 0o770);
+  assert.equal(await store.trustProblem(), `${store.root} is writable by its group (mode 0770)`);
+  await chmod(store.root, 0o700);
+  await chmod(store.blobsDir, 0o703);
+  assert.equal(await store.trustProblem(), `${store.blobsDir} is writable by others (mode 0703)`);
+  await chmod(store.blobsDir, 0o700);
+  await rm(store.blobsDir, { recursive: true });
+  await symlink(root, store.blobsDir);
+  assert.equal(await store.trustProblem(), `${store.blobsDir} is not a directory`);
+  if (process.getuid?.() !== 0) return t.skip("changing a directory's owner needs root");
+  await rm(store.blobsDir);
+  await store.create();
+  await chown(join(store.root, "downloads"), 65534, 65534);
+  assert.equal(
+    await store.trustProblem(),
+    `${join(store.root, "downloads")} is owned by uid 65534, not by you (uid 0)`,
+  );
+});
+
+test("a record's temporary file is created anew: a link planted at its name is never written through", async () => {
+  const data = Buffer.from("bytes");
+  const hash = sha256(data);
+  await store.create();
+  const victim = await download("victim", Buffer.from("precious"));
+  await symlink(victim, `${store.recordPath(hash)}.tmp`);
+  await store.publish(await download("a.partial", data), hash, data.length, "u");
+  assert.equal(await readFile(victim, "utf8"), "precious");
+  assert.ok((await lstat(store.recordPath(hash))).isFile());
+  assert.equal(JSON.parse(await readFile(store.recordPath(hash), "utf8")).sha256, hash);
+});
+
+test("a blob others may write is copied into a project, never hard-linked", async () => {
+  const data = Buffer.from("shared bytes");
+  const hash = sha256(data);
+  await store.publish(await download("a.partial", data), hash, data.length, "u");
+  await rm(join(root, "a.partial"));
+  const own = (await store.find(hash)) as StoredBlob;
+  assert.equal(own.linkable, true);
+  await chmod(store.blobPath(hash), 0o666);
+  const loose = (await store.find(hash)) as StoredBlob;
+  assert.equal(loose.linkable, false);
+  const dest = join(root, "project-vmlinuz");
+  assert.notEqual(await store.placeInto(loose, dest), "hardlink");
+  assert.notEqual((await stat(dest)).ino, (await stat(store.blobPath(hash))).ino);
+  assert.deepEqual(await readFile(dest), data);
 });
 
 test("a damaged blob is named by blobProblem and replaced by the next publish", async () => {
@@ -151,6 +214,7 @@ test("prune candidates: blobs no catalog entry names, and with a limit, blobs un
     path: `/store/${sha}`,
     size: 1,
     links: 1,
+    linkable: true,
     modified: new Date("2025-01-01T00:00:00Z"),
     record: { format: 1, sha256: sha, size: 1, url: "u", fetched_at: lastUsed, last_used_at: lastUsed },
   });

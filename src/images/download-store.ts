@@ -1,9 +1,11 @@
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import * as z from "zod/mini";
 import { type Placement, placeFile, syncDirectory, syncFile } from "./file-placement.js";
 import { sha256File } from "./manifest.js";
+import { redactUrl } from "./redact-url.js";
 import "../zod-messages.js";
 
 /**
@@ -34,7 +36,7 @@ export interface BlobRecord {
   format: 1;
   sha256: string;
   size: number;
-  /** The catalog URL the bytes were published for. */
+  /** The catalog URL the bytes were published for, with any password redacted (`images list --cache` shows it). */
   url: string;
   fetched_at: string;
   last_used_at: string;
@@ -47,6 +49,8 @@ export interface StoredBlob {
   size: number;
   /** Hard links to the blob: above 1, project files share its blocks and removing it frees nothing. */
   links: number;
+  /** Owned by the user and writable by no one else: only such a blob may be hard-linked into a project. */
+  linkable: boolean;
   modified: Date;
   record?: BlobRecord;
 }
@@ -60,6 +64,20 @@ const recordSchema = z.object({
   fetched_at: z.string(),
   last_used_at: z.string(),
 });
+
+/** Who else may change a file or directory: undefined when only the user may, else why not. */
+export function foreignAccess(path: string, info: Stats): string | undefined {
+  const me = process.getuid?.();
+  if (me !== undefined && info.uid !== me)
+    return `${path} is owned by uid ${info.uid}, not by you (uid ${me})`;
+  const writers = [info.mode & 0o020 ? "its group" : "", info.mode & 0o002 ? "others" : ""].filter(Boolean);
+  if (writers.length === 0) return undefined;
+  const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
+  return `${path} is writable by ${writers.join(" and ")} (mode ${mode})`;
+}
+
+/** Creates a file that must not exist yet, never through a link planted at its name. */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 export class DownloadStore {
   readonly blobsDir: string;
@@ -98,13 +116,34 @@ export class DownloadStore {
     }
   }
 
+  /**
+   * Why the store cannot be trusted, or undefined when it can: it and its subdirectories (those that exist)
+   * must be directories the user owns and no one else may write, or another user could swap blobs under us.
+   */
+  async trustProblem(): Promise<string | undefined> {
+    const dirs = [this.root, join(this.root, "downloads"), this.blobsDir];
+    for (const [i, dir] of dirs.entries()) {
+      // The root may be a link the user made (to another disk); below it, links are never followed.
+      const info = await (i === 0 ? stat(dir) : lstat(dir)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return undefined;
+        throw err;
+      });
+      if (!info) return undefined;
+      if (!info.isDirectory()) return `${dir} is not a directory`;
+      const problem = foreignAccess(dir, info);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+
   /** The blob named `sha256`, when it is a regular file; its size and content are the caller's to check. */
   async find(sha256: string): Promise<StoredBlob | undefined> {
     const path = this.blobPath(sha256);
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isFile()) return undefined;
     const record = await this.readRecord(sha256);
-    return { sha256, path, size: st.size, links: st.nlink, modified: st.mtime, record };
+    const linkable = foreignAccess(path, st) === undefined;
+    return { sha256, path, size: st.size, links: st.nlink, linkable, modified: st.mtime, record };
   }
 
   /** Every blob in the store, sorted by name; an absent store holds none. */
@@ -133,10 +172,11 @@ export class DownloadStore {
   /**
    * Makes `dest` (in a project) hold the blob: reflink, else hard link, else copy. A reflink or copy is left
    * writable for the transforms; a hard link is the blob itself, which `unshareFile` protects from them.
+   * A blob someone else owns or may write is never linked: its owner could change the project's file later.
    */
   async placeInto(blob: StoredBlob, dest: string): Promise<Placement> {
     await rm(dest, { force: true });
-    const placement = await placeFile(blob.path, dest, { hardLink: true });
+    const placement = await placeFile(blob.path, dest, { hardLink: blob.linkable });
     if (placement !== "hardlink") await chmod(dest, 0o644);
     return placement;
   }
@@ -211,19 +251,23 @@ export class DownloadStore {
   private async readRecord(sha256: string): Promise<BlobRecord | undefined> {
     try {
       const parsed = recordSchema.safeParse(JSON.parse(await readFile(this.recordPath(sha256), "utf8")));
-      return parsed.success && parsed.data.sha256 === sha256 ? parsed.data : undefined;
+      if (!parsed.success || parsed.data.sha256 !== sha256) return undefined;
+      return { ...parsed.data, url: redactUrl(parsed.data.url) };
     } catch {
       return undefined;
     }
   }
 
-  /** Written to a temporary name and renamed, so a reader never sees half a record. */
+  /** Written to a new temporary file and renamed, so a reader never sees half a record. */
   private async writeRecord(record: BlobRecord): Promise<void> {
     const path = this.recordPath(record.sha256);
+    const redacted = { ...record, url: redactUrl(record.url) };
     const temp = `${path}.tmp`;
-    const handle = await open(temp, "w", 0o600);
+    // A leftover (or a planted link) is removed, never written through; a race to recreate it fails the open.
+    await rm(temp, { force: true });
+    const handle = await open(temp, CREATE_NEW, 0o600);
     try {
-      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+      await handle.writeFile(`${JSON.stringify(redacted, null, 2)}\n`);
     } finally {
       await handle.close();
     }

@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { closedPort, FixtureServer } from "../../test/support/http-server.js";
 import { seededBytes } from "../../test/support/image-fixtures.js";
 import { CastraError } from "../errors.js";
-import { type DownloadEvent, type DownloadRequest, download } from "./download.js";
+import { type DownloadEvent, type DownloadRequest, download, transferDeadlineMs } from "./download.js";
 
 const CONTENT = seededBytes(3 * 1024 * 1024 + 123, 7);
 const SHA = createHash("sha256").update(CONTENT).digest("hex");
@@ -205,6 +205,25 @@ test("404 fails at once with 69 naming the URL and status, without retries", asy
   assert.equal(server.gets("/missing.img").length, 1);
 });
 
+test("a URL's password never reaches events or errors: user:***@ stands in for it", async () => {
+  const withPassword = (path: string) => server.url(path).replace("//", "//ann:hunter2@");
+  const req = request({ url: withPassword(PATH) });
+  await download(req);
+  const start = req.events.find((e) => e.type === "download-start");
+  assert.equal(start?.type === "download-start" && start.url, server.url(PATH).replace("//", "//ann:***@"));
+  await rm(dest);
+  const err = await rejectsWith(download(request({ url: withPassword("/missing.img") })), 69, /HTTP 404/);
+  const wrong = Buffer.from(CONTENT);
+  wrong[7] = (wrong[7] ?? 0) ^ 0xff;
+  server.fault(PATH, { body: wrong });
+  const mismatch = await rejectsWith(download(request({ url: withPassword(PATH) })), 65, /Checksum mismatch/);
+  for (const e of [err, mismatch]) {
+    const shown = `${e.headline}\n${e.detail}\n${e.hint}`;
+    assert.match(shown, /ann:\*\*\*@/);
+    assert.doesNotMatch(shown, /hunter2/);
+  }
+});
+
 test("5xx replies are retried with backoff", async () => {
   server.fault(PATH, { status: { code: 503, times: 2 } });
   await download(request());
@@ -264,6 +283,30 @@ test("a stalled server fails with 69 within the stall timeout and keeps what arr
   assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
   assert.equal((await stat(dest)).size, 200_000);
   assert.equal(server.gets(PATH).length, 1);
+});
+
+test("a transfer may take the stall timeout plus its bytes at the minimum rate", () => {
+  // 127926784 B ÷ 32768 B/s = 3904.016 s (Alpine's image at 32 KiB/s).
+  assert.equal(transferDeadlineMs(127_926_784, 30_000, 32 * 1024), 30_000 + 3_904_016);
+  assert.equal(transferDeadlineMs(0, 30_000, 32 * 1024), 30_000);
+  // 100 GiB at 1 KiB/s: past what a timer can wait, so the longest wait a timer allows.
+  assert.equal(transferDeadlineMs(100 * 2 ** 30, 30_000, 1024), 2 ** 31 - 1);
+});
+
+test("a server that trickles without ever stalling fails with 69 at the deadline, keeping what arrived", async () => {
+  // 3 MiB at 1 MiB/s takes 3 s; the deadline is 0.5 s + 3 MiB at 8 MiB/s = 0.9 s.
+  server.fault(PATH, { bytesPerSecond: 1024 * 1024 });
+  const started = Date.now();
+  const err = await rejectsWith(
+    download(request({ stallTimeoutMs: 500, minBytesPerSecond: 8 * 1024 * 1024 })),
+    69,
+    /is too slow/,
+  );
+  assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+  assert.match(err.detail ?? "", /in 0\.9 s, .* minimum rate of 8 MiB\/s/);
+  assert.match(err.hint ?? "", /CASTRA_MIN_RATE/);
+  assert.ok((await stat(dest)).size > 0, "what arrived is kept for resume");
+  assert.equal(server.gets(PATH).length, 1, "a transfer that ran out of time is not retried");
 });
 
 test("an abort stops the download with 130 and keeps the .partial for resume", async () => {

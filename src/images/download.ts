@@ -6,11 +6,27 @@ import { CastraError, DataError, InterruptedError, UnavailableError } from "../e
 import { formatBytes } from "../host/bytes.js";
 import { openHttp } from "./http-get.js";
 import type { ReplyHead } from "./http-reply.js";
-import { HttpStatusError, isRetriable, networkError, TransientError } from "./network-errors.js";
+import {
+  DeadlineError,
+  HttpStatusError,
+  isRetriable,
+  networkError,
+  TransientError,
+} from "./network-errors.js";
 import { PartialFile } from "./partial-file.js";
+import type { ProxyResolver } from "./proxy-env.js";
+import { redactUrl } from "./redact-url.js";
 
 export type DownloadEvent =
-  | { type: "download-start"; url: string; bytes: number; resumeFrom: number; attempt: number }
+  // `url` and `proxy` (the one the request goes through, if any) are for people: passwords are redacted.
+  | {
+      type: "download-start";
+      url: string;
+      bytes: number;
+      resumeFrom: number;
+      attempt: number;
+      proxy?: string;
+    }
   | { type: "download-restart"; reason: string }
   | { type: "progress"; received: number; total: number }
   | { type: "download-retry"; attempt: number; delayMs: number; reason: string }
@@ -26,6 +42,10 @@ export interface DownloadRequest {
   signal?: AbortSignal;
   /** No byte for this long fails the download (exit 69). Default 30 s. */
   stallTimeoutMs?: number;
+  /** Each transfer must average at least this rate, or fail at its deadline (exit 69; see `transferDeadlineMs`). */
+  minBytesPerSecond?: number;
+  /** Picks the proxy for each request (see `proxyFor`); without it, every request goes direct. */
+  proxy?: ProxyResolver;
   /** Tries in all for resets and 5xx replies. Default 4. */
   attempts?: number;
   /** First retry delay; doubles each time. Default 500 ms. */
@@ -42,6 +62,20 @@ export interface DownloadResult {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+/** 32 KiB/s: Alpine's 122 MiB image may take 65 minutes before castra gives up on the transfer. */
+export const DEFAULT_MIN_BYTES_PER_SECOND = 32 * 1024;
+
+/** Node's timers fire at once beyond this (about 24.8 days): a longer deadline is this one. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How long one transfer of `bytes` may take in all (README, "Download limits"): the stall timeout, for
+ * connecting and the first byte, plus the bytes at the minimum rate. It ends a server that trickles data.
+ */
+export function transferDeadlineMs(bytes: number, stallTimeoutMs: number, minBytesPerSecond: number): number {
+  return Math.min(stallTimeoutMs + Math.ceil((bytes / minBytesPerSecond) * 1000), LONGEST_TIMER_MS);
+}
 
 /**
  * Downloads `url` into `dest` and verifies it: resumes with Range, hashes while streaming, retries resets with
@@ -91,7 +125,8 @@ class Session {
         await this.partial.flush();
         if (this.req.signal?.aborted || err instanceof CastraError) throw err;
         const progress = { received: this.partial.bytes, total: this.req.size };
-        if (!isRetriable(err) || attempt >= attempts) throw networkError(err, this.req.url, progress);
+        if (!isRetriable(err) || attempt >= attempts)
+          throw networkError(err, this.req.url, progress, this.req.proxy?.(new URL(this.req.url)));
         const delayMs = (this.req.backoffMs ?? 500) * 2 ** (attempt - 1);
         const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         this.req.onEvent?.({ type: "download-retry", attempt: attempt + 1, delayMs, reason });
@@ -104,20 +139,36 @@ class Session {
   private async fetchOnce(attempt: number): Promise<void> {
     const { req, partial } = this;
     const from = partial.bytes;
-    req.onEvent?.({ type: "download-start", url: req.url, bytes: req.size, resumeFrom: from, attempt });
+    const via = req.proxy?.(new URL(req.url));
+    req.onEvent?.({
+      type: "download-start",
+      url: redactUrl(req.url),
+      bytes: req.size,
+      resumeFrom: from,
+      attempt,
+      ...(via && { proxy: via.shown }),
+    });
     const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": "castra" };
     if (from > 0) headers.range = `bytes=${from}-`;
-    const conn = await openHttp(req.url, headers, {
-      stallTimeoutMs: req.stallTimeoutMs ?? 30_000,
-      signal: req.signal,
-    });
+    const stallTimeoutMs = req.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    const minRate = req.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND;
+    const limitMs = transferDeadlineMs(req.size - from, stallTimeoutMs, minRate);
+    const deadline = AbortSignal.timeout(limitMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    const overdue = (err: unknown) =>
+      deadline.aborted && !req.signal?.aborted ? new DeadlineError(limitMs, minRate) : err;
+    const conn = await openHttp(req.url, headers, { stallTimeoutMs, signal, proxy: req.proxy }).catch(
+      (err: unknown) => {
+        throw overdue(err);
+      },
+    );
     try {
       if (!(await this.acceptResponse(conn.res, from))) return;
       await conn.readBody((chunk) => this.take(chunk));
       // A cut connection throws above; a reply that ends cleanly but short is simply another file.
       if (partial.bytes < req.size) throw mismatch(req, `${partial.bytes} bytes: the reply ended early`);
     } catch (err) {
-      throw conn.explain(err);
+      throw overdue(conn.explain(err));
     } finally {
       conn.close();
     }
@@ -178,7 +229,7 @@ class Session {
       size = (await stat(path)).size;
     } catch (err) {
       throw new UnavailableError(`Cannot read ${path}`, {
-        detail: `${req.url}: ${(err as Error).message}`,
+        detail: `${redactUrl(req.url)}: ${(err as Error).message}`,
         hint: "check the file URL in the catalog (CASTRA_CATALOG) or the mirror (CASTRA_MIRROR)",
         cause: err,
       });
@@ -186,7 +237,7 @@ class Session {
     if (size !== req.size) throw sizeMismatch(req, size);
     req.onEvent?.({
       type: "download-start",
-      url: req.url,
+      url: redactUrl(req.url),
       bytes: req.size,
       resumeFrom: partial.bytes,
       attempt: 1,
@@ -201,7 +252,7 @@ class Session {
 }
 
 function sizeMismatch(req: DownloadRequest, announced: number): DataError {
-  return new DataError(`Size mismatch for ${req.url}`, {
+  return new DataError(`Size mismatch for ${redactUrl(req.url)}`, {
     detail: `the server announces ${announced} bytes, the catalog expects ${req.size}; nothing was kept`,
     hint: "the URL or mirror serves a different file: check CASTRA_MIRROR and CASTRA_CATALOG, then run again",
   });
@@ -209,13 +260,13 @@ function sizeMismatch(req: DownloadRequest, announced: number): DataError {
 
 function webPage(req: DownloadRequest, contentType: string): DataError {
   return new DataError(`${new URL(req.url).host} sent a web page instead of the image`, {
-    detail: `GET ${req.url} answered with Content-Type: ${contentType} (a captive portal or a sign-in page?); nothing was kept`,
+    detail: `GET ${redactUrl(req.url)} answered with Content-Type: ${contentType} (a captive portal or a sign-in page?); nothing was kept`,
     hint: "open the URL in a browser to sign in to the network, or set CASTRA_MIRROR=URL to a reachable mirror, then run again",
   });
 }
 
 function mismatch(req: DownloadRequest, actual: string): DataError {
-  return new DataError(`Checksum mismatch for ${req.url}`, {
+  return new DataError(`Checksum mismatch for ${redactUrl(req.url)}`, {
     detail: `expected sha256 ${req.sha256} (${req.size} bytes)\nactual   ${actual}\nThe download was deleted.`,
     hint: "the URL or mirror serves a different file: check CASTRA_MIRROR and CASTRA_CATALOG, then run again",
   });

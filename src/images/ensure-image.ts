@@ -4,12 +4,14 @@ import { ensureDir } from "../host/files.js";
 import { acquireLock } from "../host/lock.js";
 import { catalogDigest, downloadUrl, findEntry, imageName, loadCatalog } from "./catalog.js";
 import type { ArtifactKind, CatalogEntry, QemuProfile } from "./catalog-schema.js";
+import { DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS } from "./download.js";
 import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
 import { openImageLog } from "./image-log.js";
 import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
 import { materialise } from "./materialise.js";
 import { oneAtATime } from "./one-at-a-time.js";
+import { proxyFor } from "./proxy-env.js";
 import { StoreSession } from "./store-session.js";
 
 export interface ImageSpec {
@@ -27,6 +29,8 @@ export interface EnsureImageOptions {
   onEvent?: (event: ImageEvent) => void;
   /** Default: CASTRA_STALL_TIMEOUT seconds, else 30 s. */
   stallTimeoutMs?: number;
+  /** The rate every transfer must average (see `transferDeadlineMs`). Default: CASTRA_MIN_RATE KiB/s, else 32. */
+  minBytesPerSecond?: number;
   /**
    * How long to wait for another castra holding this image (or downloading the same bytes into the download
    * cache). Default: CASTRA_LOCK_TIMEOUT seconds, else 15 min.
@@ -63,8 +67,8 @@ export function imageLockPath(dir: string): string {
 export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions): Promise<MaterialisedImage> {
   const catalog = await loadCatalog(options.env);
   const entry = findEntry(catalog, spec.name, spec.version);
-  // A bad CASTRA_MIRROR is refused (64) before anything is created or requested.
-  for (const artifact of entry.artifacts) downloadUrl(artifact, options.env);
+  // A bad CASTRA_MIRROR or proxy variable is refused (64) before anything is created or requested.
+  for (const artifact of entry.artifacts) proxyFor(new URL(downloadUrl(artifact, options.env)), options.env);
   const image = imageName(entry);
   const dir = imageDir(options.stateDir, entry.id, entry.version);
   const log = openImageLog(options.stateDir);
@@ -124,7 +128,14 @@ async function ensureLocked(
       env: options.env,
       offline: options.offline ?? false,
       signal: options.signal,
-      stallTimeoutMs: options.stallTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ?? 30_000,
+      stallTimeoutMs:
+        options.stallTimeoutMs ??
+        secondsFromEnv(options.env, "CASTRA_STALL_TIMEOUT") ??
+        DEFAULT_STALL_TIMEOUT_MS,
+      minBytesPerSecond:
+        options.minBytesPerSecond ??
+        kibPerSecondFromEnv(options.env, "CASTRA_MIN_RATE") ??
+        DEFAULT_MIN_BYTES_PER_SECOND,
       emit,
     });
     const base: Manifest = state.manifest ?? {
@@ -163,14 +174,26 @@ function withArtifacts(
   return { ...manifest, image: entry.id, version: entry.version, updated_at: now, artifacts };
 }
 
-function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** A positive number from the environment, in `unit`; undefined when unset; 64 when it is anything else. */
+function positiveFromEnv(env: NodeJS.ProcessEnv, name: string, unit: string, example: number) {
   const text = env[name];
   if (text === undefined || text === "") return undefined;
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new UsageError(`${name} must be a positive number of seconds, not "${text}"`, {
-      hint: `unset it or set e.g. ${name}=30`,
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`${name} must be a positive number of ${unit}, not "${text}"`, {
+      hint: `unset it or set e.g. ${name}=${example}`,
     });
   }
-  return seconds * 1000;
+  return value;
+}
+
+function secondsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const seconds = positiveFromEnv(env, name, "seconds", 30);
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
+/** Bytes per second from a variable that counts KiB per second. */
+function kibPerSecondFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const kib = positiveFromEnv(env, name, "KiB per second", 32);
+  return kib === undefined ? undefined : kib * 1024;
 }

@@ -7,6 +7,8 @@ import type { Artifact, CatalogEntry } from "./catalog-schema.js";
 import { download } from "./download.js";
 import type { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
+import { proxyFor } from "./proxy-env.js";
+import { redactUrl } from "./redact-url.js";
 import type { StoreSession } from "./store-session.js";
 
 export interface FetchOptions {
@@ -14,6 +16,7 @@ export interface FetchOptions {
   offline: boolean;
   signal?: AbortSignal;
   stallTimeoutMs: number;
+  minBytesPerSecond: number;
   emit: (event: ImageEvent) => void;
   /** The per-user download cache; absent when CASTRA_CACHE_DIR=off. */
   store?: StoreSession;
@@ -55,6 +58,8 @@ export async function fetchArtifact(
       sha256: artifact.sha256,
       signal: options.signal,
       stallTimeoutMs: options.stallTimeoutMs,
+      minBytesPerSecond: options.minBytesPerSecond,
+      proxy: (target) => proxyFor(target, options.env),
       onEvent: (e) => options.emit({ ...use, ...e }),
     });
     options.emit({ type: "verified", ...use, sha256: artifact.sha256, bytes: artifact.size });
@@ -106,7 +111,7 @@ export async function requireLocalSources(
     const stored = await store?.find(artifact.sha256).catch(() => undefined);
     if (stored?.size === artifact.size) continue;
     missing.push(
-      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${url})`,
+      `${artifact.final_name} (${describeKind(artifact.kind)}, ${formatBytes(artifact.size)} from ${redactUrl(url)})`,
     );
   }
   if (missing.length === 0) return;

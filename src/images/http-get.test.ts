@@ -5,7 +5,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { seededBytes } from "../../test/support/image-fixtures.js";
 import { type HttpConnection, openHttp } from "./http-get.js";
 import { ProtocolError } from "./http-reply.js";
-import { isRetriable, StallError } from "./network-errors.js";
+import { isRetriable, ProxyError, StallError } from "./network-errors.js";
+import { parseProxy } from "./proxy-env.js";
 
 // A raw TCP server that answers each request path with hand-written bytes, so every framing and failure
 // a real server can produce (chunked, HTTP/1.0, cut connections, stalls) is reproduced exactly.
@@ -112,6 +113,18 @@ test("redirects are followed; user:password@ in the URL becomes Basic auth", asy
   assert.match(first ?? "", /\r\nrange: bytes=0-\r\n/);
 });
 
+test("a trailer section that never ends is cut: the body is complete once its last chunk arrived", async () => {
+  answers.set("/drip", (s) => {
+    s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${BODY.length.toString(16)}\r\n`);
+    s.write(Buffer.concat([BODY, Buffer.from("\r\n0\r\n")]));
+    const drip = setInterval(() => s.write("X-Drip: 1\r\n"), 50);
+    s.on("close", () => clearInterval(drip));
+  });
+  const started = performance.now();
+  assert.ok((await readAll(await get("/drip", 400))).equals(BODY));
+  assert.ok(performance.now() - started < 2000, "cut after the stall timeout (400 ms), drip or not");
+});
+
 test("a server that goes silent is a stall; one that speaks something else is refused", async () => {
   answers.set("/stall", (s) => s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\nabc`));
   const conn = await get("/stall", 300);
@@ -119,4 +132,52 @@ test("a server that goes silent is a stall; one that speaks something else is re
   assert.ok(err instanceof StallError, `got ${err}`);
   answers.set("/ssh", (s) => s.end("SSH-2.0-OpenSSH_9.2\r\n\r\n"));
   await assert.rejects(get("/ssh"), ProtocolError);
+});
+
+test("to an http proxy, a GET is sent in absolute form with the proxy's credentials", async () => {
+  answers.set("http://images.castra.invalid:8080/disk.img?v=1", (s) =>
+    s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n`), BODY])),
+  );
+  const proxy = parseProxy("HTTP_PROXY", origin.replace("//", "//ann:pw@"));
+  const conn = await openHttp(
+    "http://images.castra.invalid:8080/disk.img?v=1",
+    {},
+    {
+      stallTimeoutMs: 5000,
+      proxy: () => proxy,
+    },
+  );
+  assert.ok((await readAll(conn)).equals(BODY));
+  const sent = requests.find((r) => r.startsWith("GET http://images.castra.invalid:8080/")) ?? "";
+  assert.match(sent, /^GET http:\/\/images\.castra\.invalid:8080\/disk\.img\?v=1 HTTP\/1\.1\r\n/);
+  assert.match(sent, /\r\nHost: images\.castra\.invalid:8080\r\n/);
+  assert.match(
+    sent,
+    new RegExp(`\\r\\nProxy-Authorization: Basic ${Buffer.from("ann:pw").toString("base64")}\\r\\n`),
+  );
+});
+
+test("a CONNECT answered with an error, or never answered, is the proxy's failure and not retried", async () => {
+  const proxy = parseProxy("HTTPS_PROXY", origin);
+  const open = (host: string, stallTimeoutMs = 5000) =>
+    openHttp(`https://${host}/disk.img`, {}, { stallTimeoutMs, proxy: () => proxy }).then(
+      () => assert.fail("expected the tunnel to fail"),
+      (err: unknown) => err,
+    );
+  answers.set("refused.castra.invalid:443", (s) =>
+    s.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"),
+  );
+  const refused = await open("refused.castra.invalid");
+  assert.ok(refused instanceof ProxyError);
+  assert.equal(refused.what, "refused a tunnel to refused.castra.invalid:443 (HTTP 403 Forbidden)");
+  assert.equal(isRetriable(refused), false);
+  assert.match(
+    requests.at(-1) ?? "",
+    /^CONNECT refused\.castra\.invalid:443 HTTP\/1\.1\r\nHost: refused\.castra\.invalid:443\r\n/,
+  );
+
+  answers.set("silent.castra.invalid:443", () => {});
+  const silent = await open("silent.castra.invalid", 300);
+  assert.ok(silent instanceof ProxyError);
+  assert.equal(silent.what, "did not answer for 0.3 s");
 });

@@ -1,12 +1,16 @@
 import { connect as connectTcp, isIP, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { BodyDecoder, framingOf, headLength, parseHead, type ReplyHead } from "./http-reply.js";
-import { StallError } from "./network-errors.js";
+import { proxyConnectionError, proxyStatusError, StallError } from "./network-errors.js";
+import type { HttpProxy, ProxyResolver } from "./proxy-env.js";
+import { authorityOf, openTunnel } from "./proxy-tunnel.js";
 
 export interface HttpOptions {
   /** The socket may stay silent this long (connecting, waiting for headers, or mid-body). */
   stallTimeoutMs: number;
   signal?: AbortSignal;
+  /** Picks the proxy for each request, redirects included; without it every request goes direct. */
+  proxy?: ProxyResolver;
 }
 
 /** Receives body bytes: `chunk` is a view of a reused buffer, valid only during the call. A promise pauses reading. */
@@ -23,6 +27,8 @@ export interface HttpConnection {
 }
 
 const MAX_REDIRECTS = 5;
+/** Trailer fields after the last chunk may take this long (or the stall timeout, if shorter), then the reply ends. */
+export const TRAILER_TIMEOUT_MS = 5000;
 /**
  * The socket is read into this one buffer, over and over: no allocation per read, and none of the copy Node's
  * http module makes of every body chunk. At disk-image sizes that halves the CPU a download costs.
@@ -37,7 +43,7 @@ export async function openHttp(
 ): Promise<HttpConnection> {
   let target = url;
   for (let hops = 0; ; hops++) {
-    const conn = await new Exchange(target, headers, options).opened;
+    const conn = await exchange(new URL(target), headers, options);
     const { statusCode, headers: replyHeaders } = conn.res;
     const location = replyHeaders.location;
     if (statusCode < 300 || statusCode >= 400 || !location || hops >= MAX_REDIRECTS) return conn;
@@ -47,6 +53,27 @@ export async function openHttp(
     if (next.protocol !== "http:" && next.protocol !== "https:") return conn;
     target = next.href;
   }
+}
+
+/** How a request reaches its server: directly, as an absolute-form GET to an http proxy, or through a tunnel. */
+type Route = { kind: "direct" } | { kind: "forward"; proxy: HttpProxy } | { kind: "tunnel"; socket: Socket };
+
+/** One GET to `target`, through the proxy the options pick for it (README, "Proxies"). */
+async function exchange(
+  target: URL,
+  headers: Record<string, string>,
+  options: HttpOptions,
+): Promise<HttpConnection> {
+  const proxy = options.proxy?.(target);
+  if (!proxy) return new Exchange(target, headers, options, { kind: "direct" }).opened;
+  if (target.protocol === "https:") {
+    const socket = await openTunnel(proxy, target, options);
+    return new Exchange(target, headers, options, { kind: "tunnel", socket }).opened;
+  }
+  const conn = await new Exchange(target, headers, options, { kind: "forward", proxy }).opened;
+  if (conn.res.statusCode !== 407) return conn;
+  conn.close();
+  throw proxyStatusError(proxy, 407, conn.res.statusMessage, authorityOf(target));
 }
 
 /** One request on its own connection (`Connection: close`), read with a fixed buffer. */
@@ -62,28 +89,19 @@ class Exchange {
   private decoder: BodyDecoder | undefined;
   private sink: BodySink | undefined;
   private stalled: StallError | undefined;
+  private trailerTimer: NodeJS.Timeout | undefined;
   private settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   private finished = false;
   private closed = false;
   private failure: unknown;
 
   constructor(
-    url: string,
+    target: URL,
     headers: Record<string, string>,
     private readonly options: HttpOptions,
+    route: Route,
   ) {
-    const target = new URL(url);
-    const secure = target.protocol === "https:";
-    const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
-    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    const base = {
-      host,
-      port: Number(target.port) || (secure ? 443 : 80),
-      onread: { buffer, callback: (n: number) => this.onBytes(buffer.subarray(0, n)) },
-    };
-    this.socket = secure
-      ? connectTls({ ...base, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"] })
-      : connectTcp(base);
+    this.socket = this.connect(target, route);
     this.socket.setTimeout(options.stallTimeoutMs);
     this.opened = new Promise<HttpConnection>((resolve, reject) => {
       this.settle = { resolve: () => resolve(this.connection()), reject };
@@ -93,11 +111,43 @@ class Exchange {
       this.stalled = new StallError(options.stallTimeoutMs);
       this.socket.destroy(this.stalled);
     });
-    this.socket.on("error", (err) => this.fail(this.stalled ?? err));
+    // Until the proxy has accepted the connection, a failure is the proxy's, not the server's.
+    let reachedProxy = route.kind !== "forward";
+    this.socket.once("connect", () => {
+      reachedProxy = true;
+    });
+    this.socket.on("error", (err) => {
+      const cause = this.stalled ?? err;
+      this.fail(!reachedProxy && route.kind === "forward" ? proxyConnectionError(route.proxy, cause) : cause);
+    });
     this.socket.on("close", () => this.onClose());
     if (options.signal?.aborted) this.abort();
     else options.signal?.addEventListener("abort", this.abort, { once: true });
-    this.socket.write(requestText(target, headers));
+    this.socket.write(requestText(target, headers, route.kind === "forward" ? route.proxy : undefined));
+  }
+
+  private connect(target: URL, route: Route): Socket {
+    const secure = target.protocol === "https:";
+    const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
+    const tls = { host, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"] };
+    if (route.kind === "tunnel") {
+      // TLS inside a tunnel checks the origin's certificate against its name; over an existing socket, Node
+      // ignores `onread`, so its bytes arrive as data events.
+      const socket = connectTls({ ...tls, socket: route.socket });
+      socket.on("data", (data: Buffer) => {
+        if (!this.onBytes(data)) socket.pause();
+      });
+      return socket;
+    }
+    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const onread = { buffer, callback: (n: number) => this.onBytes(buffer.subarray(0, n)) };
+    if (route.kind === "forward")
+      return connectTcp({ host: route.proxy.host, port: route.proxy.port, onread });
+    const port = Number(target.port) || (secure ? 443 : 80);
+    if (!secure) return connectTcp({ host, port, onread });
+    // Node's TLS honours `onread` when it makes the TCP connection itself, though its types omit it.
+    const direct = { ...tls, port, onread };
+    return connectTls(direct);
   }
 
   private readonly abort = () => this.socket.destroy(new Error("aborted"));
@@ -152,6 +202,11 @@ class Exchange {
       );
       return false;
     }
+    // Every body byte is here: a server that keeps the trailer section open only delays the end, so it is cut.
+    if (decoder.bodyComplete && !this.trailerTimer) {
+      const limit = Math.min(TRAILER_TIMEOUT_MS, this.options.stallTimeoutMs);
+      this.trailerTimer = setTimeout(() => this.finish(), limit);
+    }
     if (waits.length === 0) return true;
     Promise.all(waits).then(
       () => {
@@ -191,6 +246,7 @@ class Exchange {
   }
 
   private finish(): void {
+    if (this.finished) return;
     this.finished = true;
     this.cleanUp();
     this.settle?.resolve();
@@ -210,13 +266,17 @@ class Exchange {
   }
 
   private cleanUp(): void {
+    clearTimeout(this.trailerTimer);
     this.options.signal?.removeEventListener("abort", this.abort);
     this.socket.destroy();
   }
 }
 
-function requestText(target: URL, headers: Record<string, string>): string {
-  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`];
+/** The GET; to an http proxy, in absolute form (`GET http://host/path`) with the proxy's credentials. */
+function requestText(target: URL, headers: Record<string, string>, proxy?: HttpProxy): string {
+  const origin = proxy ? `${target.protocol}//${target.host}` : "";
+  const lines = [`GET ${origin}${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`];
+  if (proxy?.authorization) lines.push(`Proxy-Authorization: ${proxy.authorization}`);
   // A mirror URL may carry user:password@, which Node's http.get turned into Basic auth too.
   if (target.username || target.password) {
     const user = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BodyDecoder, type Framing, framingOf, headLength, ProtocolError, parseHead } from "./http-reply.js";
+import {
+  BodyDecoder,
+  type Framing,
+  framingOf,
+  headLength,
+  MAX_TRAILER_BYTES,
+  ProtocolError,
+  parseHead,
+} from "./http-reply.js";
 
 function head(text: string) {
   return parseHead(Buffer.from(text, "latin1"));
@@ -69,6 +77,22 @@ test("a chunked body is decoded across any split, extensions and trailers includ
   for (const step of [1, 2, 7, 1000]) {
     assert.deepEqual(decode({ kind: "chunked" }, raw, step), { body: "hello 0123456789", done: true });
   }
+});
+
+test("trailer fields are skipped, long ones too, and a trailer section past its cap ends the reply", () => {
+  const long = `X-Long: ${"v".repeat(10_000)}\r\n`;
+  for (const step of [1, 3, 4096]) {
+    assert.deepEqual(decode({ kind: "chunked" }, `2\r\nhi\r\n0\r\n${long}\r\n`, step), {
+      body: "hi",
+      done: true,
+    });
+  }
+  const endless = `2\r\nhi\r\n0\r\n${"X-Drip: 1\r\n".repeat(MAX_TRAILER_BYTES / 4)}`;
+  assert.deepEqual(decode({ kind: "chunked" }, endless, 1000), { body: "hi", done: true });
+  const waiting = new BodyDecoder({ kind: "chunked" });
+  waiting.feed(Buffer.from("2\r\nhi\r\n0\r\nX-Drip: 1\r\n"), () => {});
+  assert.equal(waiting.bodyComplete, true, "the body is whole before the trailer section ends");
+  assert.equal(waiting.completeAtClose, true);
 });
 
 test("a chunked body cut short is not complete, and a chunk longer than announced is refused", () => {

@@ -22,6 +22,8 @@ export class ProtocolError extends Error {
 export const MAX_HEAD_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from("\r\n\r\n");
 const MAX_LINE_BYTES = 4096;
+/** Trailer fields after the last chunk are read up to this size, then the reply counts as ended. */
+export const MAX_TRAILER_BYTES = 16 * 1024;
 
 /** Where the head ends in `data` (the index just past its blank line), or -1 while it is incomplete. */
 export function headLength(data: Buffer): number {
@@ -83,6 +85,7 @@ export class BodyDecoder {
   private remaining: number;
   private state: ChunkState = "size";
   private line = "";
+  private trailerBytes = 0;
 
   constructor(private readonly framing: Framing) {
     this.remaining = framing.kind === "length" ? framing.bytes : 0;
@@ -93,9 +96,14 @@ export class BodyDecoder {
     return this.framing.kind === "chunked" && this.state === "done";
   }
 
+  /** Every body byte has arrived; only the trailer section of a chunked reply may still be coming. */
+  get bodyComplete(): boolean {
+    return this.done || this.state === "trailer";
+  }
+
   /** Whether a connection closing now ends the body properly (else the reply was cut short). */
   get completeAtClose(): boolean {
-    return this.framing.kind === "close" || this.done;
+    return this.framing.kind === "close" || this.bodyComplete;
   }
 
   feed(data: Buffer, emit: (body: Buffer) => void): boolean {
@@ -121,8 +129,16 @@ export class BodyDecoder {
       }
       const newline = data.indexOf(0x0a, at);
       const end = newline < 0 ? data.length : newline;
-      this.line += data.toString("latin1", at, end);
-      if (this.line.length > MAX_LINE_BYTES) throw new ProtocolError("a chunk line is too long");
+      if (this.state === "trailer") {
+        // Trailer fields are never used: only whether a line is blank matters, and the section is capped.
+        this.trailerBytes += end - at + (newline < 0 ? 0 : 1);
+        if (this.trailerBytes > MAX_TRAILER_BYTES) this.state = "done";
+        if (this.line.length < 2) this.line += data.toString("latin1", at, Math.min(end, at + 2));
+      } else {
+        this.line += data.toString("latin1", at, end);
+        if (this.line.length > MAX_LINE_BYTES) throw new ProtocolError("a chunk line is too long");
+      }
+      if (this.state === "done") break;
       at = end;
       if (newline < 0) break;
       at += 1;

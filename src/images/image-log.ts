@@ -2,6 +2,7 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CastraError } from "../errors.js";
 import type { ImageEvent } from "./events.js";
+import { redactUrl } from "./redact-url.js";
 
 export const IMAGE_LOG = "image-manager.log";
 
@@ -24,7 +25,8 @@ export function openImageLog(stateDir: string): ImageLog {
     try {
       if (!ready) mkdirSync(dir, { recursive: true });
       ready = true;
-      appendFileSync(file, `${new Date().toISOString()} ${line}\n`);
+      // Events and errors carry redacted URLs already; this catches any a cause's message adds.
+      appendFileSync(file, `${new Date().toISOString()} ${redactUrl(line)}\n`);
     } catch {}
   };
   return {

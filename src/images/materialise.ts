@@ -11,6 +11,7 @@ import {
   sha256File,
   stampOf,
 } from "./manifest.js";
+import { redactUrl } from "./redact-url.js";
 import { applyTransforms, needsQemuImg, requireQemuImg } from "./transforms.js";
 
 /** What fetching needs is all that materialising needs. */
@@ -71,8 +72,8 @@ export async function materialise(
     const stamp = await stampOf(final);
     records.set(f.artifact.kind, {
       kind: f.artifact.kind,
-      url: f.artifact.url,
-      fetched_from: f.url,
+      url: redactUrl(f.artifact.url),
+      fetched_from: redactUrl(f.url),
       source_sha256: f.artifact.sha256,
       source_size: f.artifact.size,
       final_name: f.artifact.final_name,

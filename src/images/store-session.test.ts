@@ -133,6 +133,23 @@ test("an unusable store is one warning; the image is downloaded into the project
   assertSameDisk(fixture.raw, image.files.root_disk as string);
 });
 
+test("a store others may write is neither read nor written: one warning, every artifact downloaded", async () => {
+  await pull("a");
+  await chmod(store.blobsDir, 0o777);
+  server.requests.length = 0;
+  const { image, of } = await pull("b");
+  assert.deepEqual(
+    of("store-unusable").map((e) => e.reason),
+    [
+      `${store.blobsDir} is writable by its group and others (mode 0777); only a cache that you own and no one else may write is used`,
+    ],
+  );
+  assert.equal(of("store-hit").length, 0);
+  assert.equal(of("store-add").length, 0);
+  assert.equal(server.gets().length, 3);
+  assertSameDisk(fixture.raw, image.files.root_disk as string);
+});
+
 test("two images in one process sharing their bytes download each artifact once", async () => {
   server.fault(`/${fixture.vhd.name}`, { delayMs: 500 });
   const [a, b] = await Promise.all([pull("p"), pull("p", {}, { name: "twin", version: "v1" })]);

@@ -23,11 +23,13 @@ export interface StoreSessionOptions {
 
 /**
  * The download cache as one `ensureImage` call uses it. Every failure of the store is a warning, said once:
- * after it, the session only reads what is already there and adds nothing.
+ * after it, the session only reads what is already there and adds nothing. A store the user cannot trust
+ * (another user owns it or may write to it) is not read either.
  */
 export class StoreSession {
   private writable = true;
   private warned = false;
+  private trusted: Promise<boolean> | undefined;
 
   constructor(
     readonly store: DownloadStore,
@@ -40,7 +42,8 @@ export class StoreSession {
    */
   async withBlob<T>(artifact: Artifact, use: BlobUse, work: (locked: boolean) => Promise<T>): Promise<T> {
     return oneAtATime(this.store.lockPath(artifact.sha256), async () => {
-      const lock = this.writable ? await this.lock(artifact, use) : undefined;
+      this.trusted ??= this.open(use);
+      const lock = (await this.trusted) && this.writable ? await this.lock(artifact, use) : undefined;
       try {
         return await work(lock !== undefined);
       } finally {
@@ -54,6 +57,8 @@ export class StoreSession {
    * never used, and is removed when we hold its lock). True when `dest` now holds the verified download.
    */
   async take(artifact: Artifact, dest: string, use: BlobUse, locked: boolean): Promise<boolean> {
+    this.trusted ??= this.open(use);
+    if (!(await this.trusted)) return false;
     const blob = await this.store.find(artifact.sha256).catch(() => undefined);
     if (!blob) return false;
     if (blob.size !== artifact.size) {
@@ -92,9 +97,18 @@ export class StoreSession {
     }
   }
 
+  /** Creates the store where it is missing, then checks that only the user may change it; false: leave it be. */
+  private async open(use: BlobUse): Promise<boolean> {
+    // A store that cannot be created (a read-only disk) may still hold blobs to read.
+    await this.store.create().catch((err) => this.unusable(use, err));
+    const problem = await this.store.trustProblem().catch((err: Error) => err.message);
+    if (problem === undefined) return true;
+    this.unusable(use, new Error(`${problem}; only a cache that you own and no one else may write is used`));
+    return false;
+  }
+
   private async lock(artifact: Artifact, use: BlobUse): Promise<Lock | undefined> {
     try {
-      await this.store.create();
       return await acquireLock(this.store.lockPath(artifact.sha256), {
         purpose: `download of the ${describeKind(artifact.kind)} of ${use.image}`,
         timeoutMs: this.options.lockTimeoutMs,

@@ -321,9 +321,10 @@ test("a store on another filesystem is copied across; a full one is a warning an
   await mkdir(store);
   await project("p1");
   await project("p2");
-  // tmpfs: hard links from the project's ext4 fail with EXDEV, so blobs are copied both ways.
+  // tmpfs: hard links from the project's ext4 fail with EXDEV, so blobs are copied both ways. It is mounted
+  // private (a tmpfs is 1777 by default): castra uses no cache that others may write.
   const other = await inNamespace(
-    'mount -t tmpfs -o size=20m tmpfs "$CASTRA_CACHE_DIR"\n' +
+    'mount -t tmpfs -o size=20m,mode=0700 tmpfs "$CASTRA_CACHE_DIR"\n' +
       "(cd p1 && $CASTRA images pull)\n(cd p2 && $CASTRA images pull 2>&1 >/dev/null | sed 's/^/p2: /' >&2)",
   );
   assert.equal(other.code, 0, other.stderr);
@@ -334,7 +335,7 @@ test("a store on another filesystem is copied across; a full one is a warning an
 
   await project("p3");
   const full = await inNamespace(
-    `mount -t tmpfs -o size=1m tmpfs "$CASTRA_CACHE_DIR"\ncd p3 && $CASTRA images pull\nls -A "$CASTRA_CACHE_DIR/downloads/sha256"`,
+    `mount -t tmpfs -o size=1m,mode=0700 tmpfs "$CASTRA_CACHE_DIR"\ncd p3 && $CASTRA images pull\nls -A "$CASTRA_CACHE_DIR/downloads/sha256"`,
   );
   assert.equal(full.code, 0, full.stderr);
   assert.match(full.stderr, /warning: the download cache .* is not usable \(ENOSPC: no space left on device/);

@@ -25,7 +25,7 @@ import {
 const MIB = 1024 * 1024;
 
 /** A project with no castra.toml (so its VM uses alpine-minimal@v1) and a catalog serving the test guest. */
-interface ImageProject {
+export interface ImageProject {
   server: FixtureServer;
   served: ServedImage;
   project: string;
@@ -33,7 +33,7 @@ interface ImageProject {
   imageDir: string;
 }
 
-async function imageProject(ctx: CaseContext): Promise<ImageProject> {
+export async function imageProject(ctx: CaseContext): Promise<ImageProject> {
   const server = await ctx.server();
   const served = await serveGuestImage(server);
   const catalog = await writeJson(join(ctx.root, "catalog.json"), await guestCatalog(server.origin));
@@ -60,7 +60,7 @@ async function stopIfBooted(ctx: CaseContext, p: ImageProject): Promise<void> {
 }
 
 /** `castra images verify` plus a byte-for-byte comparison of the converted disk with the guest's raw disk. */
-async function verified(ctx: CaseContext, p: ImageProject): Promise<boolean> {
+export async function verified(ctx: CaseContext, p: ImageProject): Promise<boolean> {
   const verify = await ctx.castra(["images", "verify"], { cwd: p.project, env: p.env });
   return verify.code === 0 && (await sameDiskAsGuest(join(p.imageDir, "rootfs.qcow2")));
 }
@@ -138,6 +138,54 @@ const stall: Scenario = {
       "exit 69 within the stall timeout (+3 s start-up), .partial kept for resume",
       `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, .partial ${kept ?? "missing"} bytes: ${errorLine(result)}`,
       result.code === 69 && result.ms < 5000 && /stalled/.test(result.stderr) && kept === 2 * MIB,
+    );
+  },
+};
+
+/** `castra images pull`: the download layer alone, for cases that never need the VM booted. */
+export function pullImage(
+  ctx: CaseContext,
+  p: ImageProject,
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+) {
+  return ctx.castra(["images", "pull"], { cwd: p.project, env: { ...p.env, ...env }, timeoutMs });
+}
+
+/** The body arrives whole, then the trailer section never ends: one field every second (issue 14, item 8). */
+const endlessTrailers: Scenario = {
+  name: "endless trailers",
+  timeoutMs: 60_000,
+  async run(ctx) {
+    const p = await imageProject(ctx);
+    p.server.fault(p.served.vhd, { trailerDrip: { everyMs: 1000 } });
+    const result = await pullImage(ctx, p, {}, 40_000);
+    const ok = result.code === 0 && (await verified(ctx, p));
+    ctx.check(
+      "chunked body, then `0` and a trailer field every second, forever",
+      "the trailer section is cut (5 s at most): exit 0 within 20 s (a loaded host), sha256 verified",
+      `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, verify ${ok ? "ok" : "FAILED"}: ${errorLine(result)}`,
+      ok && result.ms < 20_000,
+    );
+  },
+};
+
+/** A server that never stalls but sends far below the minimum rate: the transfer's deadline ends it. */
+const belowMinimumRate: Scenario = {
+  name: "below the minimum rate",
+  timeoutMs: 90_000,
+  async run(ctx) {
+    const p = await imageProject(ctx);
+    p.server.fault(p.served.vhd, { bytesPerSecond: 2 * MIB });
+    // Deadline: 2 s + 64 MiB at 16 MiB/s = 6 s; at 2 MiB/s the disk would take 32 s.
+    const env = { CASTRA_STALL_TIMEOUT: "2", CASTRA_MIN_RATE: String(16 * 1024) };
+    const result = await pullImage(ctx, p, env);
+    const kept = (await fileSize(join(p.imageDir, "rootfs.qcow2.partial"))) ?? 0;
+    ctx.check(
+      "server sends 2 MiB/s without a pause (CASTRA_MIN_RATE=16384 KiB/s, CASTRA_STALL_TIMEOUT=2)",
+      "exit 69 at the deadline (2 s + 64 MiB ÷ 16 MiB/s = 6 s; within 12 s with start-up), .partial kept",
+      `${exitOf(result)} after ${(result.ms / 1000).toFixed(1)} s, .partial ${(kept / MIB).toFixed(1)} MiB: ${errorLine(result)}`,
+      result.code === 69 && result.ms < 12_000 && kept > 0 && /minimum rate/.test(result.stderr),
     );
   },
 };
@@ -225,6 +273,8 @@ export const downloadScenarios: Scenario[] = [
   interruptedDownload("SIGKILL"),
   resets,
   stall,
+  endlessTrailers,
+  belowMinimumRate,
   htmlInsteadOfImage(false),
   htmlInsteadOfImage(true),
   diskFull("download"),

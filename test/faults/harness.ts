@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { lstat, mkdir, mkdtemp, readdir, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CASTRA_BIN } from "../support/cli.js";
+import { CASTRA_BIN, PROXY_VARIABLES } from "../support/cli.js";
 import { FixtureServer } from "../support/http-server.js";
 import { pidsRunning } from "../support/processes.js";
 import { isAlive, killQuietly } from "./proc.js";
@@ -45,7 +45,15 @@ export function castraBin(): string {
 }
 
 /** Variables from the caller's shell that would change castra's behaviour under test. */
-const SCRUBBED = ["CASTRA_CATALOG", "CASTRA_MIRROR", "CASTRA_STALL_TIMEOUT", "CASTRA_DEBUG", "CASTRA_CONFIG"];
+const SCRUBBED = [
+  "CASTRA_CATALOG",
+  "CASTRA_MIRROR",
+  "CASTRA_STALL_TIMEOUT",
+  "CASTRA_MIN_RATE",
+  "CASTRA_DEBUG",
+  "CASTRA_CONFIG",
+  ...PROXY_VARIABLES,
+];
 
 /**
  * Spawns `cmd args` to completion with a hard time limit; never rejects. The child leads its own process

@@ -3,16 +3,18 @@ import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { downloadTrustScenarios } from "./download-trust.js";
 import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
 import { fuzzScenarios } from "./fuzz.js";
 import { abortActiveScenario, type Row, runScenario, type Scenario } from "./harness.js";
+import { secretScenarios } from "./secrets.js";
 import { securityScenarios } from "./security.js";
 import { stateScenarios } from "./state.js";
 import { vmScenarios } from "./vm.js";
 
 /**
- * `npm run test:faults`: every fault and security case of issue 7 against the freshly built CLI, real QEMU
+ * `npm run test:faults`: every fault and security case of issues 7 and 14 against the freshly built CLI, real QEMU
  * (TCG) and a fault-injecting HTTP server on 127.0.0.1. Prints `case | expected | observed | PASS/FAIL`, then
  * `N passed, M failed`; exits 1 when anything failed. `npm run test:faults -- <regex>` runs matching scenarios.
  */
@@ -24,9 +26,11 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const all: Scenario[] = [
   ...downloadScenarios,
+  ...downloadTrustScenarios,
   ...vmScenarios,
   ...stateScenarios,
   ...securityScenarios,
+  ...secretScenarios,
   ...fuzzScenarios,
 ];
 

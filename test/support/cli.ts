@@ -1,6 +1,9 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
+/** The proxy variables castra reads: tests set them explicitly, never inherit the machine's. */
+export const PROXY_VARIABLES = ["http_proxy", "https_proxy", "no_proxy"].flatMap((n) => [n, n.toUpperCase()]);
+
 /** The built CLI, spawned as a user would run it. Build first with `npm run build`. */
 export const CASTRA_BIN = fileURLToPath(new URL("../../dist/castra.js", import.meta.url));
 
@@ -15,16 +18,19 @@ export interface CliOptions {
   cwd: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** A command that runs castra, e.g. `["unshare", "-n"]` for a network namespace of its own. */
+  wrapper?: string[];
   /** Called with the child as soon as it is spawned (to send signals mid-run). */
   onSpawn?: (child: import("node:child_process").ChildProcess) => void;
 }
 
-/** Runs `castra ...args` to completion; the environment is the test's plus `env`, with colour off. */
+/** Runs `castra ...args` to completion; the environment is the test's (minus proxies) plus `env`, colour off. */
 export function runCastra(args: string[], options: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CASTRA_BIN, ...args], {
+    const [command = process.execPath, ...prefix] = [...(options.wrapper ?? []), process.execPath];
+    const child = spawn(command, [...prefix, CASTRA_BIN, ...args], {
       cwd: options.cwd,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "", ...options.env },
+      env: { ...withoutProxies(process.env), NO_COLOR: "1", FORCE_COLOR: "", ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     options.onSpawn?.(child);
@@ -39,4 +45,8 @@ export function runCastra(args: string[], options: CliOptions): Promise<CliResul
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+export function withoutProxies(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !PROXY_VARIABLES.includes(name)));
 }

@@ -1,5 +1,6 @@
 import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as TlsOptions } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 
 /** What the server saw, so tests can count GETs and check Range headers. */
@@ -30,11 +31,13 @@ export interface Fault {
   bytesPerSecond?: number;
   /** Answer with this Content-Type and no Content-Length (chunked), as a captive portal's HTML page does. */
   page?: { contentType: string };
+  /** Send the body chunked, then the last chunk and one trailer field every `everyMs`, never ending the trailers. */
+  trailerDrip?: { everyMs: number };
 }
 
 type Content = Buffer | { file: string };
 
-/** A real HTTP server on 127.0.0.1 serving files from a map, with Range support and switchable faults. */
+/** A real HTTP (or, given a key and certificate, HTTPS) server on 127.0.0.1 serving files from a map, with Range support and switchable faults. */
 export class FixtureServer {
   readonly requests: RecordedRequest[] = [];
   private readonly contents = new Map<string, Content>();
@@ -44,6 +47,7 @@ export class FixtureServer {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private readonly scheme: "http" | "https",
   ) {
     server.on("connection", (socket) => {
       this.sockets.add(socket);
@@ -51,10 +55,10 @@ export class FixtureServer {
     });
   }
 
-  static async start(): Promise<FixtureServer> {
-    const server = createServer();
+  static async start(tls?: TlsOptions): Promise<FixtureServer> {
+    const server = tls ? createHttpsServer(tls) : createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const fixture = new FixtureServer(server, (server.address() as AddressInfo).port);
+    const fixture = new FixtureServer(server, (server.address() as AddressInfo).port, tls ? "https" : "http");
     server.on("request", (req, res) => {
       fixture.handle(req, res).catch(() => res.destroy());
     });
@@ -62,7 +66,7 @@ export class FixtureServer {
   }
 
   get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
   url(path: string): string {
@@ -125,11 +129,13 @@ export class FixtureServer {
     const end = Math.min(range?.end ?? size - 1, size - 1);
     const headers: Record<string, string | number> = fault.page
       ? { "content-type": fault.page.contentType }
-      : {
-          "content-type": "application/octet-stream",
-          "accept-ranges": "bytes",
-          "content-length": end - start + 1,
-        };
+      : fault.trailerDrip
+        ? { "content-type": "application/octet-stream", "transfer-encoding": "chunked" }
+        : {
+            "content-type": "application/octet-stream",
+            "accept-ranges": "bytes",
+            "content-length": end - start + 1,
+          };
     if (range) reply(206, { ...headers, "content-range": `bytes ${start}-${end}/${size}` });
     else reply(200, headers);
     if (req.method === "HEAD") return void res.end();
@@ -141,7 +147,8 @@ export class FixtureServer {
       ? [body.subarray(start, end + 1)]
       : createReadStream(body.file, { start, end, highWaterMark: 1 << 20 });
     await sendBody(res, fault.bytesPerSecond ? throttle(source, fault.bytesPerSecond) : source, cut);
-    if (cut === undefined) res.end();
+    if (fault.trailerDrip) dripTrailers(res, fault.trailerDrip.everyMs);
+    else if (cut === undefined) res.end();
     else if (drop) res.socket?.destroy();
     // A stall keeps the connection open and silent until the client gives up or close() cuts it.
   }
@@ -167,6 +174,17 @@ async function sendBody(res: ServerResponse, source: Iterable<Buffer> | AsyncIte
   }
   // Let what was written reach the socket before a drop cuts it.
   if (!res.destroyed) await new Promise<void>((resolve) => res.write("", () => resolve()));
+}
+
+/** Ends the chunked body with its last chunk, then sends trailer fields one by one and never the blank line. */
+function dripTrailers(res: ServerResponse, everyMs: number): void {
+  const socket = res.socket;
+  if (!socket) return;
+  // Written on the socket itself: the response would otherwise end the trailer section for us.
+  socket.write("0\r\n");
+  let sent = 0;
+  const timer = setInterval(() => socket.write(`x-drip-${sent++}: still here\r\n`), everyMs);
+  socket.on("close", () => clearInterval(timer));
 }
 
 /** Re-slices `source` into 64 KiB pieces, each released no earlier than `bytesPerSecond` allows. */
