@@ -13,6 +13,12 @@ CASTRA_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-cache.XXXXXX")
 export CASTRA_CACHE_DIR
 trap 'rm -rf "$CASTRA_CACHE_DIR"' EXIT
 
+# `npm run test:faults -- <regex>`: the fault matrix takes a scenario filter instead of more suites.
+if [ "${1:-}" = faults ] && [ $# -gt 1 ]; then
+  node --import tsx test/faults/run.ts "${@:2}"
+  exit
+fi
+
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(unit e2e faults)
 for suite in "${suites[@]}"; do
