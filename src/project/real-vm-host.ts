@@ -3,7 +3,7 @@ import { brokerStatus } from "../broker/state.js";
 import { exists } from "../host/files.js";
 import { requireHostTools } from "../host/tools.js";
 import { chooseAccelerator } from "../vm/accel.js";
-import { inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
+import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
@@ -31,6 +31,7 @@ export const realVmHost: VmHost = {
       project,
       project.vms.map((vm) => vmPaths(project, vm).qmpSocket),
     ),
+  bootHints,
   resolveBaseImage,
   preflight,
   settleGuestAccess,

@@ -121,15 +121,16 @@ async function startMissing(
   if (toStart.length === 0 && !broker) return live;
 
   if (accel.warning && toStart.length > 0) onEvent({ type: "accel-fallback", reason: accel.warning });
-  const plan = await planVms(project, host, options, toStart);
+  // Every check that needs no image runs before any download: a missing tool must not cost one first.
   const checked = await host.preflight({
     project,
-    vms: plan,
+    vms: await preflightPlan(host, options, toStart),
     brokerPort: broker?.port,
     force: options.force,
     env: options.env,
   });
   for (const problem of checked.warnings) onEvent({ type: "check-forced", problem });
+  const plan = await planVms(project, host, options, toStart);
   const { accesses, warnings } = await host.settleGuestAccess(project, plan);
   for (const message of warnings) onEvent({ type: "guest-access-warning", message });
   const takenPorts = new Set(hostPortClaims(project).flatMap((c) => (c.protocol === "tcp" ? [c.port] : [])));
@@ -181,6 +182,17 @@ async function startMissing(
     onEvent({ type: "broker-started", port: broker.port });
   }
   return live;
+}
+
+/** What preflight needs of each VM before its image exists: a BYO path, and resources from the catalog's hints. */
+async function preflightPlan(host: VmHost, options: UpOptions, vms: VmConfig[]) {
+  return Promise.all(
+    vms.map(async (vm) => ({
+      vm,
+      base: vm.source.kind === "path" ? { path: vm.source.path } : undefined,
+      resources: vmResources(vm, { boot: await host.bootHints(vm, options.env) }),
+    })),
+  );
 }
 
 /** One VM at a time, so each managed image's download and conversion read as one block of output. */

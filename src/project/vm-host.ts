@@ -4,7 +4,12 @@ import type { Project, VmConfig } from "../config/model.js";
 import type { Lock, LockHolder } from "../host/lock.js";
 import type { HostTools } from "../host/tools.js";
 import type { AccelDecision } from "../vm/accel.js";
-import type { BaseImageLocation, ManagedImageOptions, ResolvedBaseImage } from "../vm/base-image.js";
+import type {
+  BaseImageLocation,
+  BootProfile,
+  ManagedImageOptions,
+  ResolvedBaseImage,
+} from "../vm/base-image.js";
 import type { GuestAccess, GuestNetworkInput, GuestNetworkPlan, SshEndpoint } from "../vm/guest-access.js";
 import type { LaunchInput } from "../vm/launch.js";
 import type { OverlayOutcome } from "../vm/overlay.js";
@@ -33,6 +38,8 @@ export interface VmHost {
   chooseAccelerator(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<AccelDecision>;
   /** `.castra/`, `run/`, `logs/` and the short socket directory a VM may need. */
   ensureStateDirs(project: Project): Promise<void>;
+  /** The catalog profile's hints for a managed VM, before its image is downloaded (unknown images fail here). */
+  bootHints(vm: VmConfig, env: NodeJS.ProcessEnv): Promise<BootProfile | undefined>;
   resolveBaseImage(vm: VmConfig, project: Project, options: ManagedImageOptions): Promise<BaseImageLocation>;
   preflight(input: PreflightInput): Promise<PreflightResult>;
   settleGuestAccess(

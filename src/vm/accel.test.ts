@@ -17,7 +17,15 @@ test("--accel wins over CASTRA_ACCEL, which wins over auto", async () => {
   assert.deepEqual(await chooseAccelerator(undefined, { CASTRA_ACCEL: "tcg" }, usableDevice), {
     accel: "tcg",
   });
-  assert.deepEqual(await chooseAccelerator("kvm", {}, missingDevice), { accel: "kvm" });
+  assert.deepEqual(await chooseAccelerator("kvm", {}, usableDevice), { accel: "kvm" });
+});
+
+test("--accel kvm without a usable KVM is exit 69 at once (before anything is downloaded)", async () => {
+  const err = await chooseAccelerator("kvm", {}, missingDevice).catch((e: unknown) => e);
+  assert.ok(err instanceof CastraError);
+  assert.equal(err.exitCode, ExitCode.unavailable);
+  assert.match(err.headline, /--accel kvm, but KVM is not usable here/);
+  assert.match(err.hint ?? "", /--accel tcg/);
 });
 
 test("auto uses KVM when the device is readable and writable, else TCG with a warning", async () => {

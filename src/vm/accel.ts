@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
-import { UsageError } from "../errors.js";
+import { UnavailableError, UsageError } from "../errors.js";
 
 export type Accelerator = "kvm" | "tcg";
 export type AccelChoice = Accelerator | "auto";
@@ -25,6 +25,13 @@ export async function chooseAccelerator(
     const source = flag !== undefined ? "--accel" : "CASTRA_ACCEL";
     throw new UsageError(`${source} must be auto, kvm or tcg, not ${JSON.stringify(choice)}`, {
       hint: `use --accel tcg (portable) or --accel kvm (fast, needs /dev/kvm)`,
+    });
+  }
+  if (choice === "kvm" && !(await kvmUsable(kvmDevice))) {
+    const source = flag !== undefined ? "--accel kvm" : "CASTRA_ACCEL=kvm";
+    throw new UnavailableError(`${source}, but KVM is not usable here`, {
+      detail: `${kvmDevice} is missing, or not readable and writable by you.`,
+      hint: "use --accel tcg (or auto), or give yourself access to /dev/kvm (e.g. the kvm group); `castra doctor` checks the host",
     });
   }
   if (choice !== "auto") return { accel: choice as Accelerator };

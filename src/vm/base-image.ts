@@ -1,6 +1,7 @@
 import type { MetadataFlavour, Project, VmConfig } from "../config/model.js";
 import { DataError } from "../errors.js";
 import { runTool } from "../host/tools.js";
+import type { QemuProfile } from "../images/catalog-schema.js";
 import type { MaterialisedImage } from "../images/ensure-image.js";
 import type { ImageEvent } from "../images/events.js";
 
@@ -67,12 +68,29 @@ export async function resolveBaseImage(
   return { path: rootDisk, boot: vm.source.useProfile ? bootProfileOf(image) : undefined };
 }
 
+/**
+ * The boot hints a VM will get, known before its image is downloaded (CPUs, memory, login user...: the
+ * catalog profile without its files), so every check that needs no image runs before any download. An
+ * unknown catalog image is found here too.
+ */
+export async function bootHints(vm: VmConfig, env: NodeJS.ProcessEnv): Promise<BootProfile | undefined> {
+  if (vm.source.kind === "path" || !vm.source.useProfile) return undefined;
+  const { findEntry, loadCatalog } = await import("../images/catalog.js");
+  return profileHints(findEntry(await loadCatalog(env), vm.source.name, vm.source.version).profile);
+}
+
 /** The catalog's QEMU profile as boot hints; values in castra.toml win over these later. */
 function bootProfileOf(image: MaterialisedImage): BootProfile {
   const p = image.profile;
   return {
+    ...profileHints(p),
     kernel: p.kernel && image.files[p.kernel],
     initrd: p.initrd && image.files[p.initrd],
+  };
+}
+
+function profileHints(p: QemuProfile): BootProfile {
+  return {
     append: p.append,
     machine: p.machine,
     diskInterface: p.disk_interface,

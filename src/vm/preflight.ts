@@ -16,7 +16,8 @@ export const MIN_FREE_DISK_BYTES = 512 * 1024 * 1024;
 
 export interface PreflightVm {
   vm: VmConfig;
-  base: BaseImageLocation;
+  /** A bring-your-own image's location; a managed image is made sure of by the image pipeline instead. */
+  base?: BaseImageLocation;
   resources: VmResources;
 }
 
@@ -86,7 +87,7 @@ async function checkTools(env: NodeJS.ProcessEnv): Promise<[Problem[], HostTools
 async function checkBaseImages(vms: PreflightVm[]): Promise<Problem[]> {
   const problems: Problem[] = [];
   for (const { vm, base } of vms) {
-    if (await exists(base.path)) continue;
+    if (!base || (await exists(base.path))) continue;
     problems.push({
       message: `vm ${vm.name}: base image ${base.path} does not exist`,
       hint: `put the image at ${base.path}, or point base_image of vm ${vm.name} in castra.toml at an existing qcow2 file`,

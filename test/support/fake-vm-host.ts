@@ -118,6 +118,12 @@ export class FakeVmHost implements VmHost {
 
   async ensureStateDirs() {}
 
+  async bootHints(vm: VmConfig) {
+    return vm.source.kind === "managed"
+      ? { cpus: 1, memoryBytes: 512 * 1024 * 1024, readyPattern: "login:" }
+      : undefined;
+  }
+
   async resolveBaseImage(
     vm: VmConfig,
     _project: Project,

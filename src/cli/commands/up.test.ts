@@ -192,3 +192,27 @@ test("another castra holding the project is named while up waits for it", async 
     /^Waiting for another castra \(pid 4242, castra down\) to finish with this project…$/m,
   );
 });
+
+test("checks that need no image come before any download: a failed preflight downloads nothing", async () => {
+  const { dir } = await project(
+    '[[vms]]\nname = "alpine"\nmanaged_image = { name = "alpine-minimal", version = "v1" }\n',
+  );
+  const preflightError = new CastraError("qemu-system-x86_64 is not installed", ExitCode.toolMissing);
+  const host = new FakeVmHost({
+    preflightError,
+    imageEvents: [
+      {
+        type: "download-start",
+        image: "alpine-minimal@v1",
+        artifact: "root_disk",
+        url: "http://127.0.0.1:1/alpine.vhd",
+        bytes: 1024,
+        resumeFrom: 0,
+        attempt: 1,
+      },
+    ],
+  });
+  const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
+  assert.equal(run.code, ExitCode.toolMissing);
+  assert.doesNotMatch(run.stderr, /Downloading/);
+});
