@@ -15,6 +15,8 @@ export type ProjectEvent =
   | { type: "lock-wait"; holder: LockHolder }
   /** The VM already runs (or boots): nothing to start, only to wait for. */
   | { type: "already-live"; vm: string; state: "running" | "starting"; pid: number }
+  /** A running VM lacks settings castra.toml now has: they wait for a restart. */
+  | { type: "settings-pending"; vm: string; changes: string[] }
   /** QEMU had exited on its own since the last `up`: it is started again on the same overlay. */
   | { type: "restarting-after-error"; vm: string; pid: number }
   /** `auto` found no usable KVM and falls back to TCG. */

@@ -6,6 +6,7 @@ import type { HostTools } from "../host/tools.js";
 import type { ImageEvent } from "../images/events.js";
 import type { Accelerator } from "../vm/accel.js";
 import type { BaseImageLocation } from "../vm/base-image.js";
+import { pendingChanges } from "../vm/drift.js";
 import type { GuestAccess } from "../vm/guest-access.js";
 import { vmPaths } from "../vm/paths.js";
 import { vmResources } from "../vm/qemu-args.js";
@@ -100,6 +101,8 @@ async function startMissing(
     }
     if ((status.state === "running" || status.state === "starting") && record) {
       onEvent({ type: "already-live", vm: vm.name, state: status.state, pid: record.pid });
+      const changes = pendingChanges(vm, record);
+      if (changes.length > 0) onEvent({ type: "settings-pending", vm: vm.name, changes });
       live.push({ vm, record });
       continue;
     }

@@ -89,6 +89,7 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     overlay: vm.overlay,
     cpus: resources.cpus,
     memoryBytes: resources.memoryBytes,
+    forwards: vm.portForwards,
     // A resumed guest is ready when it runs: its ready line was printed before the suspend.
     readyPattern: input.resume ? undefined : resources.readyPattern,
     ...(input.resume ? { resumedFrom: input.resume.savedAt } : {}),

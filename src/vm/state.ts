@@ -1,5 +1,5 @@
 import { readFile, rm } from "node:fs/promises";
-import type { Project, VmConfig } from "../config/model.js";
+import type { PortForward, Project, VmConfig } from "../config/model.js";
 import { fsError } from "../errors.js";
 import { exists } from "../host/files.js";
 import { readTailLines, scanFileFor } from "../host/log-tail.js";
@@ -30,6 +30,8 @@ export interface VmRunRecord {
   ssh?: SshEndpoint;
   /** Set when this QEMU resumed a state saved at that time instead of booting. */
   resumedFrom?: string;
+  /** The declared port forwards this QEMU was started with (castra.toml may have changed since). */
+  forwards?: PortForward[];
 }
 
 export interface VmStatus {

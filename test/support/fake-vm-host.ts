@@ -72,6 +72,7 @@ export class FakeVmHost implements VmHost {
       overlay: `${project.stateDir}/${vmName}-overlay.qcow2`,
       cpus: 1,
       memoryBytes: 256 * 1024 * 1024,
+      forwards: [],
       readyPattern: "login:",
       qmpSocket: paths.qmpSocket,
       serialLog: paths.serialLog,

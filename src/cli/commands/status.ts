@@ -4,6 +4,7 @@ import { DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, type Project, type VmConfig } from 
 import { ExitCode } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog-schema.js";
+import { pendingChanges } from "../../vm/drift.js";
 import type { VmState, VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
@@ -31,6 +32,8 @@ export interface VmStatusJson {
   serial_log: string;
   qemu_log: string;
   last_log_lines?: string[];
+  /** For a running VM: what castra.toml now says that its QEMU does not have (they wait for a restart). */
+  pending_changes?: string[];
   /** For a suspended VM: when its state was saved and how large it is; `castra up` resumes it. */
   suspended?: { saved_at: string; state_bytes: number };
 }
@@ -70,6 +73,7 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
       io.print(`Host broker 127.0.0.1:${project.broker.port}: ${state}`);
     }
     for (const s of statuses) if (s.state === "error") explainError(io, s);
+    for (const vm of vms) if (vm.pending_changes?.length) explainPending(io, vm.name, vm.pending_changes);
   }
   return anyError ? ExitCode.vmError : 0;
 }
@@ -114,8 +118,9 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuP
     accelerator: live ? (record?.accel ?? null) : null,
     base_image: (live ? record?.baseImage : undefined) ?? describeSource(vm),
     overlay: vm.overlay,
+    // A running VM shows what its QEMU has, not what castra.toml says since: see pending_changes.
     forwards: [
-      ...vm.portForwards.map((f) => ({
+      ...((live ? record?.forwards : undefined) ?? vm.portForwards).map((f) => ({
         host_address: f.hostAddress,
         host: f.host,
         guest: f.guest,
@@ -130,6 +135,7 @@ function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuP
     serial_log: status.paths.serialLog,
     qemu_log: status.paths.qemuLog,
     ...(state === "error" ? { last_log_lines: status.lastLogLines ?? [] } : {}),
+    ...(live && record ? { pending_changes: pendingChanges(vm, record) } : {}),
     ...(status.suspended
       ? { suspended: { saved_at: status.suspended.savedAt, state_bytes: status.suspended.stateBytes } }
       : {}),
@@ -174,6 +180,13 @@ function printTable(io: IO, vms: VmStatusJson[]): void {
     return column === 1 ? paint[vms[row]?.state ?? "stopped"](cell) : cell;
   });
   for (const line of lines) io.print(line);
+}
+
+function explainPending(io: IO, name: string, changes: string[]): void {
+  io.warn(`${name} runs without what castra.toml now says: ${changes.join(", ")}`);
+  io.info(
+    `${io.err.color.cyan("hint:")} they take effect after \`castra down ${name}\` and \`castra up ${name}\``,
+  );
 }
 
 function explainError(io: IO, status: VmStatus): void {

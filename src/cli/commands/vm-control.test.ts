@@ -147,3 +147,28 @@ test("snapshots: save live and stopped, list, restore, delete; names and states 
   assert.equal(suspended.code, ExitCode.usage);
   assert.match(suspended.stderr, /^hint: resume it first \(`castra up web`\)/m);
 });
+
+test("config drift: status shows what QEMU has, and status and up say which settings wait for a restart", async () => {
+  const toml = byoToml(["web"]).replace(
+    'base_image = "images/web.qcow2"\n',
+    'base_image = "images/web.qcow2"\nmemory = "512 MiB"\n[[vms.port_forwards]]\nhost = 8080\nguest = 80\n',
+  );
+  const made = await tempProject(toml);
+  remove = made.remove;
+  await mkdir(join(made.dir, ".castra", "run"), { recursive: true });
+  const host = new FakeVmHost();
+  host.seed(await loadProjectFile(join(made.dir, "castra.toml")), "web", "running");
+  const status = await castraInProcess(["status"], { cwd: made.dir, vmHost: host });
+  assert.match(status.stdout, /^web\s+running\s+1\/256 MiB\s+\S+\s+-\s+127\.0\.0\.1:40022→22\/tcp \(ssh\)$/m);
+  assert.match(
+    status.stderr,
+    /^warning: web runs without what castra\.toml now says: memory 256 MiB → 512 MiB, forward tcp 127\.0\.0\.1:8080→80 added$/m,
+  );
+  assert.match(status.stderr, /^hint: they take effect after `castra down web` and `castra up web`$/m);
+  const json = await castraInProcess(["status", "--json"], { cwd: made.dir, vmHost: host });
+  const web = (JSON.parse(json.stdout).vms as VmStatusJson[])[0];
+  assert.deepEqual(web?.pending_changes, ["memory 256 MiB → 512 MiB", "forward tcp 127.0.0.1:8080→80 added"]);
+  const up = await castraInProcess(["up"], { cwd: made.dir, vmHost: host });
+  assert.equal(up.code, 0);
+  assert.match(up.stderr, /^warning: web runs without what castra\.toml now says: memory 256 MiB → 512 MiB/m);
+});

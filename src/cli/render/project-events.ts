@@ -31,6 +31,11 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
         );
       case "already-live":
         return io.info(`${e.vm} is already ${e.state} (pid ${e.pid}): nothing to start`);
+      case "settings-pending":
+        return io.warn(
+          `${e.vm} runs without what castra.toml now says: ${e.changes.join(", ")}; ` +
+            `they take effect after \`castra down ${e.vm}\` and \`castra up ${e.vm}\``,
+        );
       case "restarting-after-error":
         return io.warn(
           `${e.vm} stopped unexpectedly (QEMU pid ${e.pid} is gone): starting it again on the same overlay`,
