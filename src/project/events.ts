@@ -3,6 +3,7 @@ import type { LockHolder } from "../host/lock.js";
 import type { ImageEvent } from "../images/events.js";
 import type { Accelerator } from "../vm/accel.js";
 import type { Readiness } from "../vm/readiness.js";
+import type { SshReadiness } from "../vm/ssh-ready.js";
 import type { VmRunRecord } from "../vm/state.js";
 import type { StopEvent, StoppedBy } from "../vm/stop.js";
 
@@ -43,7 +44,10 @@ export type ProjectEvent =
   | { type: "waiting"; vm: string; readyPattern?: string }
   /** Still booting, `elapsedMs` since QEMU started; sent on every look at the guest. */
   | { type: "booting"; vm: string; elapsedMs: number; readyPattern?: string }
-  | { type: "ready"; vm: string; readiness: Readiness; readyPattern?: string }
+  /** The guest booted; now its SSH server must take the project key. */
+  | { type: "waiting-ssh"; vm: string; readiness: Readiness; readyPattern?: string }
+  /** Ready: booted, and (when castra gave it the key) SSH accepts it, or why that was not checked. */
+  | { type: "ready"; vm: string; readiness: Readiness; readyPattern?: string; ssh?: SshReadiness }
   /** A VM that no longer runs left runtime files, now removed. */
   | { type: "stale-cleared"; vm: string; pid: number; cause: "exited" | "pid-reused" }
   /** `booting`: never reached ready, so ACPI gets a short wait; `force`: no ACPI at all. */

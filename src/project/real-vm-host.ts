@@ -12,6 +12,7 @@ import { preflight } from "../vm/preflight.js";
 import { waitUntilReady } from "../vm/readiness.js";
 import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
 import { listSnapshots as listVmSnapshots, monitor, offlineSnapshot } from "../vm/snapshots.js";
+import { waitForSsh } from "../vm/ssh-ready.js";
 import { removeRuntimeFiles, vmStatus } from "../vm/state.js";
 import { stopVm } from "../vm/stop.js";
 import { suspendVm } from "../vm/suspend.js";
@@ -42,6 +43,7 @@ export const realVmHost: VmHost = {
   prepareGuestNetwork,
   launchVm,
   waitUntilReady,
+  waitForSsh,
   stopVm,
   startBroker,
   stopBroker,

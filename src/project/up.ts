@@ -64,7 +64,7 @@ export async function upProject(project: Project, host: VmHost, options: UpOptio
   }
   if (!options.wait) return live;
   try {
-    await waitForAll(host, live, options);
+    await waitForAll(project, host, live, options);
   } catch (err) {
     // A guest that is not ready in time keeps running (the error says how to watch it); Ctrl-C stops ours.
     if (!signal.aborted) throw err;
@@ -215,18 +215,26 @@ async function planVms(project: Project, host: VmHost, options: UpOptions, vms: 
 }
 
 /** Waits for every VM in parallel; the first failure is thrown once all have settled. */
-async function waitForAll(host: VmHost, live: LiveVm[], options: UpOptions): Promise<void> {
+async function waitForAll(project: Project, host: VmHost, live: LiveVm[], options: UpOptions): Promise<void> {
   const { onEvent } = options;
   const results = await Promise.allSettled(
     live.map(async ({ vm, record }) => {
       const readyPattern = record.readyPattern;
       onEvent({ type: "waiting", vm: vm.name, readyPattern });
+      const begun = Date.now();
       const readiness = await host.waitUntilReady(vm.name, record, {
         timeoutMs: options.timeoutMs,
         signal: options.signal,
         onTick: (elapsedMs) => onEvent({ type: "booting", vm: vm.name, elapsedMs, readyPattern }),
       });
-      onEvent({ type: "ready", vm: vm.name, readiness, readyPattern });
+      // Ready means usable: where castra handed the guest its key, `castra ssh` must work before we say so.
+      if (!record.ssh?.keyServed) return onEvent({ type: "ready", vm: vm.name, readiness, readyPattern });
+      onEvent({ type: "waiting-ssh", vm: vm.name, readiness, readyPattern });
+      const ssh = await host.waitForSsh(project, vm, record, {
+        timeoutMs: Math.max(0, options.timeoutMs - (Date.now() - begun)),
+        signal: options.signal,
+      });
+      onEvent({ type: "ready", vm: vm.name, readiness, readyPattern, ssh });
     }),
   );
   const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");

@@ -18,6 +18,7 @@ import type { PreflightInput, PreflightResult } from "../vm/preflight.js";
 import type { Readiness, ReadyOptions } from "../vm/readiness.js";
 import type { SuspendRecord } from "../vm/saved-state.js";
 import type { Snapshot } from "../vm/snapshots.js";
+import type { SshReadiness } from "../vm/ssh-ready.js";
 import type { VmRunRecord, VmStatus } from "../vm/state.js";
 import type { StopOptions, StoppedBy } from "../vm/stop.js";
 
@@ -55,6 +56,13 @@ export interface VmHost {
   prepareGuestNetwork(input: GuestNetworkInput): Promise<{ network: GuestNetworkPlan; ssh?: SshEndpoint }>;
   launchVm(input: LaunchInput): Promise<VmRunRecord>;
   waitUntilReady(vmName: string, record: VmRunRecord, options: ReadyOptions): Promise<Readiness>;
+  /** Waits until the guest's SSH server takes the project key (see `vm/ssh-ready.ts`). */
+  waitForSsh(
+    project: Project,
+    vm: VmConfig,
+    record: VmRunRecord,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<SshReadiness>;
   stopVm(record: VmRunRecord, paths: VmPaths, options: StopOptions): Promise<StoppedBy>;
   startBroker(launch: BrokerLaunch): Promise<BrokerRecord>;
   stopBroker(stateDir: string, record: BrokerRecord | undefined): Promise<boolean>;

@@ -32,6 +32,8 @@ export interface SshEndpoint {
   user: string;
   /** True when castra chose the port; false when the VM declared its own forward to guest port 22. */
   automatic: boolean;
+  /** The guest was given the project key (castra serves its metadata): `up` waits until SSH accepts it. */
+  keyServed?: boolean;
 }
 
 /** What a VM's guest is told and who may log in, settled before anything starts. */
@@ -184,10 +186,11 @@ export async function prepareGuestNetwork(
     network.guestfwd = metadataGuestfwd({ ...input.responder, configRelPath: input.paths.metadataConfig });
   }
   if (access.sshUser === undefined) return { network };
+  const keyServed = access.servesMetadata && access.flavour === "ec2";
   const declared = vm.portForwards.find((f) => f.guest === 22 && f.protocol === "tcp");
   if (declared) {
     const host = declared.hostAddress === "0.0.0.0" ? DEFAULT_HOST_ADDRESS : declared.hostAddress;
-    return { network, ssh: { host, port: declared.host, user: access.sshUser, automatic: false } };
+    return { network, ssh: { host, port: declared.host, user: access.sshUser, automatic: false, keyServed } };
   }
   const preferred = input.preferredSshPort;
   const keep =
@@ -197,5 +200,8 @@ export async function prepareGuestNetwork(
   const port = keep ? preferred : await pickFreePort(DEFAULT_HOST_ADDRESS, input.takenPorts);
   input.takenPorts.add(port);
   network.sshForward = { host: port, guest: 22, protocol: "tcp", hostAddress: DEFAULT_HOST_ADDRESS };
-  return { network, ssh: { host: DEFAULT_HOST_ADDRESS, port, user: access.sshUser, automatic: true } };
+  return {
+    network,
+    ssh: { host: DEFAULT_HOST_ADDRESS, port, user: access.sshUser, automatic: true, keyServed },
+  };
 }

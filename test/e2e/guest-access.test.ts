@@ -111,7 +111,10 @@ async function up(): Promise<CliResult> {
 }
 
 test("up boots both guests on castra's link-local network and tells how to log in", { skip }, async () => {
-  const { stdout } = await up();
+  const { stdout, stderr } = await up();
+  // Ready means usable: up said so only once devbox's SSH server took the project key.
+  assert.match(stderr, /devbox is ready \(login: seen after [\d.]+ s; SSH answers after [\d.]+ s\)/);
+  assert.match(stderr, /plain is ready \(login: seen after [\d.]+ s\)/);
   assert.match(stdout, /devbox: `castra ssh devbox` logs in as alpine \(SSH on 127\.0\.0\.1:\d+\)/);
   assert.doesNotMatch(stdout, /plain: `castra ssh/);
   for (const vm of ["devbox", "plain"]) {
@@ -264,12 +267,15 @@ test("after down and up on the same overlay the host key is unchanged; a guest w
     assert.equal(r.http, "404", `castra, not the host, answers ${r.path}: ${JSON.stringify(r)}`);
 });
 
-test("a recreated overlay brings a new host key: refused with the ssh-keygen -R hint, which fixes it", {
+test("a recreated overlay brings a new host key: up and ssh refuse with the ssh-keygen -R hint, which fixes it", {
   skip,
 }, async () => {
   assert.equal((await castra(["down"])).code, 0);
   await rm(join(dir, ".castra", "devbox-overlay.qcow2"));
-  await up();
+  // up's own SSH check meets the new key first: it says so (the VM keeps running), as castra ssh does.
+  const upRefused = await castra(["up"]);
+  assert.equal(upRefused.code, 65, upRefused.stderr);
+  assert.match(upRefused.stderr, /error: The SSH host key of VM devbox changed; ssh refused to connect/);
   const refused = await castra(["ssh", "devbox", "--", "echo", "hello"]);
   assert.equal(refused.code, 65, refused.stderr);
   assert.equal(refused.stdout, "");

@@ -35,6 +35,8 @@ export interface FakeVmHostOptions {
   lockHolder?: LockHolder;
   /** How `stopVm` ends each VM when ACPI is allowed. */
   stoppedBy?: StoppedBy;
+  /** These VMs boot but their SSH server never takes the key. */
+  noSsh?: string[];
   /** Guests ignore the ACPI power button: `stopVm` waits its whole timeout (or until Ctrl-C), then SIGTERM. */
   ignoreAcpi?: boolean;
 }
@@ -77,7 +79,7 @@ export class FakeVmHost implements VmHost {
       qmpSocket: paths.qmpSocket,
       serialLog: paths.serialLog,
       qemuLog: paths.qemuLog,
-      ssh: { host: "127.0.0.1", port: 40_022, user: "alpine", automatic: true },
+      ssh: { host: "127.0.0.1", port: 40_022, user: "alpine", automatic: true, keyServed: true },
     };
   }
 
@@ -200,6 +202,16 @@ export class FakeVmHost implements VmHost {
     const vm = [...this.vms.values()].find((v) => v.record === record);
     if (vm) vm.state = "running";
     return { elapsedMs: Date.now() - began, by: "pattern" as const };
+  }
+
+  async waitForSsh(_project: Project, vm: VmConfig, record: VmRunRecord, options: { timeoutMs: number }) {
+    if (this.options.noSsh?.includes(vm.name)) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(options.timeoutMs, 50)));
+      throw new LaunchError(
+        `vm ${vm.name} booted, but its SSH server did not accept the project key in time`,
+      );
+    }
+    return { by: "ssh" as const, elapsedMs: Date.now() - Date.parse(record.startedAt) };
   }
 
   async stopVm(record: VmRunRecord, _paths: unknown, options: StopOptions) {

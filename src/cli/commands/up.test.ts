@@ -44,7 +44,9 @@ test("up starts every VM, waits for each, and ends with where to look; exit 0", 
   assert.match(run.stderr, /^Created overlay \.castra\/web-overlay\.qcow2 on images\/web\.qcow2$/m);
   assert.match(run.stderr, /^Starting web \(tcg, 1 CPU, 1\.0 GiB\)…$/m);
   assert.match(run.stderr, /^Waiting for db to be ready \("login:" on its serial console\)…$/m);
-  assert.match(run.stderr, /^✓ web is ready \(login: seen after \d+\.\d s\)$/m);
+  // Ready means usable: castra gave the guest its key, so SSH has taken it too.
+  assert.match(run.stderr, /^web booted \(login: seen after \d+\.\d s\); waiting for its SSH server…$/m);
+  assert.match(run.stderr, /^✓ web is ready \(login: seen after \d+\.\d s; SSH answers after \d+\.\d s\)$/m);
   assert.match(run.stdout, /^web: serial console log in \.castra\/logs\/web-serial\.log$/m);
   assert.match(run.stdout, /^db: `castra ssh db` logs in as alpine \(SSH on 127\.0\.0\.1:40022\)$/m);
   assert.match(run.stdout, /stop everything with `castra down`\.$/m);
@@ -178,7 +180,14 @@ test("on a terminal each booting VM has one live line, ending in its ready line"
     run.stderr,
     new RegExp(`${erase}… web: booting, 0\\.\\d s \\(waiting for "login:" on its serial console\\)`),
   );
-  assert.match(run.stderr, new RegExp(`${erase}✓ web is ready \\(login: seen after 0\\.\\d s\\)\n$`));
+  assert.match(
+    run.stderr,
+    new RegExp(`${erase}… web: booted \\(login: seen after 0\\.\\d s\\), waiting for its SSH server`),
+  );
+  assert.match(
+    run.stderr,
+    new RegExp(`${erase}✓ web is ready \\(login: seen after 0\\.\\d s; SSH answers after 0\\.\\d s\\)\n$`),
+  );
   assert.doesNotMatch(run.stderr, /Waiting for web/);
 });
 
@@ -215,4 +224,17 @@ test("checks that need no image come before any download: a failed preflight dow
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
   assert.equal(run.code, ExitCode.toolMissing);
   assert.doesNotMatch(run.stderr, /Downloading/);
+});
+
+test("a guest whose SSH server never takes the key is not ready: exit 70, and it keeps running", async () => {
+  const { dir } = await project(byoToml(["web"]));
+  const host = new FakeVmHost({ noSsh: ["web"] });
+  const run = await castraInProcess(["up", "--timeout", "1"], { cwd: dir, vmHost: host });
+  assert.equal(run.code, ExitCode.software);
+  assert.match(
+    run.stderr,
+    /^error: vm web booted, but its SSH server did not accept the project key in time$/m,
+  );
+  assert.doesNotMatch(run.stdout, /castra ssh/);
+  assert.equal(host.vms.get("web")?.state, "running");
 });

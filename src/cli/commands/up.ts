@@ -51,10 +51,15 @@ function printEpilogue(io: IO, project: Project, live: LiveVm[], waitedForReady:
     io.print(`Started without waiting (--no-wait): \`castra status\` shows when the VMs are ready.`);
   for (const { vm, record } of live) {
     io.print(`${vm.name}: serial console log in ${displayPath(record.serialLog, io.cwd)}`);
-    if (record.ssh) {
+    const ssh = record.ssh;
+    if (ssh?.keyServed) {
       const command = project.vms.length > 1 ? `castra ssh ${vm.name}` : "castra ssh";
+      const verb = waitedForReady ? "logs in" : "will log in, once its SSH server is up,";
+      io.print(`${vm.name}: \`${command}\` ${verb} as ${ssh.user} (SSH on ${ssh.host}:${ssh.port})`);
+    } else if (ssh) {
+      // castra gave this guest no key (it serves it no metadata): SSH is only forwarded.
       io.print(
-        `${vm.name}: \`${command}\` logs in as ${record.ssh.user} (SSH on ${record.ssh.host}:${record.ssh.port})`,
+        `${vm.name}: its port 22 is forwarded to ${ssh.host}:${ssh.port} (log in with the image's own credentials)`,
       );
     }
   }

@@ -82,9 +82,17 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
           e.vm,
           `${c.cyan("…")} ${e.vm}: booting, ${formatSeconds(e.elapsedMs / 1000)} (waiting for ${waitingFor(e.readyPattern)})`,
         );
+      case "waiting-ssh":
+        if (!tty) return io.info(`${e.vm} booted (${booted(e)}); waiting for its SSH server…`);
+        return live?.set(e.vm, `${c.cyan("…")} ${e.vm}: booted (${booted(e)}), waiting for its SSH server`);
       case "ready": {
-        const how = e.readiness.by === "pattern" ? `${e.readyPattern} seen` : "running";
-        const line = `${e.vm} is ready (${how} after ${formatSeconds(e.readiness.elapsedMs / 1000)})`;
+        const ssh =
+          e.ssh?.by === "ssh"
+            ? `; SSH answers after ${formatSeconds(e.ssh.elapsedMs / 1000)}`
+            : e.ssh
+              ? `; SSH not checked: ${e.ssh.reason}`
+              : "";
+        const line = `${e.vm} is ready (${booted(e)}${ssh})`;
         if (tty) return live?.set(e.vm, `${c.green("✓")} ${line}`);
         return io.success(line);
       }
@@ -127,6 +135,12 @@ function stopPlan(e: Extract<ProjectEvent, { type: "stopping" }>): string {
 /** "2026-11-30 19:55": when a state was saved, in local time. */
 function when(iso: string): string {
   return iso ? formatDate(new Date(iso)) : "earlier";
+}
+
+/** "login: seen after 12.3 s" or "running after 2.1 s". */
+function booted(e: { readiness: { by: string; elapsedMs: number }; readyPattern?: string }): string {
+  const how = e.readiness.by === "pattern" ? `${e.readyPattern} seen` : "running";
+  return `${how} after ${formatSeconds(e.readiness.elapsedMs / 1000)}`;
 }
 
 function waitingFor(readyPattern: string | undefined): string {
