@@ -8,10 +8,11 @@ bash scripts/install-test-deps.sh
 [ -d node_modules ] || npm ci
 npm run --silent build
 
-# Tests never touch the user's own download cache.
+# Tests never touch the user's own download cache, nor the list of projects `castra list` reads.
 CASTRA_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-cache.XXXXXX")
-export CASTRA_CACHE_DIR
-trap 'rm -rf "$CASTRA_CACHE_DIR"' EXIT
+XDG_STATE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-state.XXXXXX")
+export CASTRA_CACHE_DIR XDG_STATE_HOME
+trap 'rm -rf "$CASTRA_CACHE_DIR" "$XDG_STATE_HOME"' EXIT
 
 # `npm run test:faults -- <regex>`: the fault matrix takes a scenario filter instead of more suites.
 if [ "${1:-}" = faults ] && [ $# -gt 1 ]; then

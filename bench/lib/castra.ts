@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { atCleanup, killPid, mustRun, type RunOptions, timed } from "./procs.js";
 
@@ -25,6 +26,8 @@ export function castraEnv(catalog?: string): NodeJS.ProcessEnv {
     FORCE_COLOR: "",
     CASTRA_ACCEL: "tcg",
     CASTRA_CACHE_DIR: "off",
+    // The bench's projects stay out of the user's `castra list`.
+    XDG_STATE_HOME: join(tmpdir(), "castra-bench-state"),
     ...(catalog ? { CASTRA_CATALOG: catalog } : {}),
   };
 }

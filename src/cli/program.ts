@@ -18,6 +18,7 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   down: async () => (await import("./commands/down.js")).runDown,
   status: async () => (await import("./commands/status.js")).runStatus,
   logs: async () => (await import("./commands/logs.js")).runLogs,
+  list: async () => (await import("./commands/list.js")).runList,
   ssh: async () => (await import("./commands/ssh.js")).runSsh,
   suspend: async () => (await import("./commands/suspend.js")).runSuspend,
   destroy: async () => (await import("./commands/destroy.js")).runDestroy,

@@ -50,14 +50,15 @@ overlay = ".castra/${vm}-overlay.qcow2"
 # Another network for this guest; outside 169.254.0.0/16 the host's own metadata service becomes reachable.
 # subnet = "10.0.2.0/24"
 
-# Forward a host port to a guest port (here SSH); repeat the table for more.
-[[vms.port_forwards]]
+# Forward a host port to a guest port (say a web server); repeat the table for more. SSH needs none:
+# castra picks a free port for it (the same one each time while it stays free), so projects never collide.
+# [[vms.port_forwards]]
 # Port on the host, bound to 127.0.0.1 only.
-host = 2222
+# host = 8080
 # Port inside the guest.
-guest = 22
+# guest = 80
 # "tcp" or "udp".
-protocol = "tcp"
+# protocol = "tcp"
 # Listen on another host address; "0.0.0.0" makes the port reachable from other machines.
 # host_address = "127.0.0.1"
 

@@ -18,11 +18,13 @@ import { stopVm } from "../vm/stop.js";
 import { suspendVm } from "../vm/suspend.js";
 import { removeVmFiles } from "../vm/vm-files.js";
 import { lockProject } from "./lock.js";
+import { rememberProject } from "./registry.js";
 import type { VmHost } from "./vm-host.js";
 
 /** The host as it is: real locks, QEMU, qemu-img, the image pipeline and the broker process. */
 export const realVmHost: VmHost = {
   lockProject,
+  rememberProject,
   vmStatus,
   removeRuntimeFiles,
   brokerStatus,

@@ -52,6 +52,7 @@ export async function upProject(project: Project, host: VmHost, options: UpOptio
     signal,
     onWait: (holder) => onEvent({ type: "lock-wait", holder }),
   });
+  await host.rememberProject(project, options.env);
   const started: Started = { vms: [] };
   let live: LiveVm[];
   try {

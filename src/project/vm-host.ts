@@ -37,6 +37,8 @@ export interface VmHost {
   removeRuntimeFiles(paths: VmPaths, record?: VmRunRecord): Promise<void>;
   brokerStatus(stateDir: string): Promise<BrokerStatus>;
   chooseAccelerator(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<AccelDecision>;
+  /** Notes the project in the per-user registry `castra list` reads. */
+  rememberProject(project: Project, env: NodeJS.ProcessEnv): Promise<void>;
   /** `.castra/`, `run/`, `logs/` and the short socket directory a VM may need. */
   ensureStateDirs(project: Project): Promise<void>;
   /** The catalog profile's hints for a managed VM, before its image is downloaded (unknown images fail here). */

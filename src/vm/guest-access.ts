@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { DEFAULT_SUBNET } from "../config/guest-access.js";
 import { displayPath } from "../config/load.js";
 import {
@@ -148,11 +148,17 @@ async function checkUserData(project: Project, vmName: string, path: string): Pr
   }
 }
 
+/** The automatic SSH port this VM had last time, if it was recorded. */
+async function rememberedPort(file: string): Promise<number | undefined> {
+  const port = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  return Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined;
+}
+
 export interface GuestNetworkInput {
   project: Project;
   vm: VmConfig;
   access: GuestAccess;
-  paths: Pick<VmPaths, "metadataConfig" | "metadataLog">;
+  paths: Pick<VmPaths, "metadataConfig" | "metadataLog" | "sshPort">;
   responder: ResponderCommand;
   /** Host ports (tcp) the project already claims or castra already chose: never picked again. */
   takenPorts: Set<number>;
@@ -192,7 +198,8 @@ export async function prepareGuestNetwork(
     const host = declared.hostAddress === "0.0.0.0" ? DEFAULT_HOST_ADDRESS : declared.hostAddress;
     return { network, ssh: { host, port: declared.host, user: access.sshUser, automatic: false, keyServed } };
   }
-  const preferred = input.preferredSshPort;
+  // A VM keeps its SSH port across restarts while the port stays free: ssh-config and habits keep working.
+  const preferred = input.preferredSshPort ?? (await rememberedPort(input.paths.sshPort));
   const keep =
     preferred !== undefined &&
     !input.takenPorts.has(preferred) &&

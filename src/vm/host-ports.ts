@@ -31,6 +31,16 @@ export function probePort(
 export interface PortHolder {
   pid: number;
   command: string;
+  /** When the holder is a castra VM's QEMU: which VM of which project, and where that project lives. */
+  castraVm?: CastraQemu;
+}
+
+/** What a castra QEMU's command line says about itself. */
+export interface CastraQemu {
+  project: string;
+  vm: string;
+  /** The project's directory: its serial log lives in `<dir>/.castra/logs/`. */
+  directory?: string;
 }
 
 /**
@@ -46,7 +56,13 @@ export async function findPortHolder(port: number, protocol: PortProtocol): Prom
     for (const fd of fds) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
       const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-      if (inode && inodes.has(inode)) return { pid: Number(pid), command: await describeProcess(pid) };
+      if (!inode || !inodes.has(inode)) continue;
+      const argv = await processArgvOf(pid);
+      return {
+        pid: Number(pid),
+        command: describeArgv(argv) ?? (await commOf(pid)),
+        castraVm: castraQemuOf(argv),
+      };
     }
   }
   return undefined;
@@ -71,11 +87,30 @@ async function socketInodes(port: number, protocol: PortProtocol): Promise<Set<s
   return inodes;
 }
 
-async function describeProcess(pid: string): Promise<string> {
+async function processArgvOf(pid: string): Promise<string[]> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-  const argv = cmdline.split("\0").filter(Boolean);
-  if (argv.length > 0) return argv.join(" ").slice(0, 120);
+  return cmdline.split("\0").filter(Boolean);
+}
+
+function describeArgv(argv: string[]): string | undefined {
+  return argv.length > 0 ? argv.join(" ").slice(0, 120) : undefined;
+}
+
+async function commOf(pid: string): Promise<string> {
   return (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "?")).trim();
+}
+
+/** `-name guest=castra:<project>:<vm>` and the serial log's path: a castra QEMU tells whose it is. */
+export function castraQemuOf(argv: readonly string[]): CastraQemu | undefined {
+  const name = argv[argv.indexOf("-name") + 1] ?? "";
+  // QEMU option values double their commas; the VM name has none, the project's may.
+  const match = /^guest=castra:(.*):([a-z0-9][a-z0-9_-]*)$/.exec(name.replaceAll(",,", ","));
+  if (!match) return undefined;
+  const serial = argv
+    .find((a) => a.startsWith("file,id=serial0,path="))
+    ?.slice("file,id=serial0,path=".length);
+  const directory = serial?.replaceAll(",,", ",").match(/^(.*)\/\.castra\/logs\/[^/]+$/)?.[1];
+  return { project: match[1] as string, vm: match[2] as string, directory };
 }
 
 /**

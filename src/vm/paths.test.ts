@@ -19,6 +19,7 @@ test("runtime and log files live under .castra/run and .castra/logs", () => {
     metadataConfig: "/p/.castra/run/devbox-metadata.json",
     metadataLog: "/p/.castra/logs/devbox-metadata.log",
     provisionRecord: "/p/.castra/provision/devbox.json",
+    sshPort: "/p/.castra/ssh/devbox.port",
   });
 });
 

@@ -19,6 +19,8 @@ export interface VmPaths {
   metadataLog: string;
   /** What provisioning ran in this VM's overlay, so `once` steps run once. */
   provisionRecord: string;
+  /** The automatic SSH port castra last chose for this VM (kept while it stays free). */
+  sshPort: string;
 }
 
 export interface ProjectPaths {
@@ -66,6 +68,7 @@ export function vmPaths(
     metadataConfig: join(runDir, `${vm.name}-metadata.json`),
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
+    sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
   };
 }
 

@@ -168,13 +168,20 @@ async function checkHostPorts(input: PreflightInput): Promise<Problem[]> {
     if (!code) continue;
     const where = `${want.address}:${want.port}/${want.protocol}`;
     const holder = code === "EADDRINUSE" ? await findPortHolder(want.port, want.protocol) : undefined;
-    const by = holder ? ` by ${holder.command} (pid ${holder.pid})` : "";
+    const other = holder?.castraVm;
+    const by = other
+      ? ` by castra VM ${other.vm} of project ${other.project}${other.directory ? ` (${other.directory})` : ""}`
+      : holder
+        ? ` by ${holder.command} (pid ${holder.pid})`
+        : "";
     const reason = code === "EADDRINUSE" ? `is already in use${by}` : `cannot be bound (${code})`;
     problems.push({
       message: `host port ${where} for ${want.owner} ${reason}`,
-      hint: holder
-        ? `stop pid ${holder.pid} (kill ${holder.pid}) or change the host port in castra.toml, then run \`castra up\` again`
-        : `free the port or change the host port in castra.toml (\`castra ports\` lists them), then run \`castra up\` again`,
+      hint: other
+        ? `stop that VM (${other.directory ? `cd ${other.directory} && ` : ""}castra down ${other.vm}) or change the host port in castra.toml`
+        : holder
+          ? `stop pid ${holder.pid} (kill ${holder.pid}) or change the host port in castra.toml, then run \`castra up\` again`
+          : `free the port or change the host port in castra.toml (\`castra ports\` lists them), then run \`castra up\` again`,
       exitCode: ExitCode.software,
       forceable: true,
     });

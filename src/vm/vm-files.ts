@@ -22,6 +22,7 @@ export async function removeVmFiles(project: Project, vm: VmConfig): Promise<str
     paths.qmpSocket,
     paths.metadataConfig,
     paths.provisionRecord,
+    paths.sshPort,
   ];
   const removed: string[] = [];
   for (const file of files) {

@@ -96,6 +96,8 @@ export class FakeVmHost implements VmHost {
     return saved;
   }
 
+  async rememberProject() {}
+
   async vmStatus(project: Project, vm: VmConfig): Promise<VmStatus> {
     const known = this.vms.get(vm.name);
     const paths = vmPaths(project, vm);

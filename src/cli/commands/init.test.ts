@@ -33,7 +33,7 @@ test("init writes a starter castra.toml that parses with zero warnings, and a pr
         "alpine",
         { kind: "managed", name: "alpine-minimal", version: "v1", useProfile: true },
         join(dir, ".castra", "alpine-overlay.qcow2"),
-        [{ host: 2222, guest: 22, protocol: "tcp", hostAddress: "127.0.0.1" }],
+        [],
       ],
     ],
   );

@@ -27,7 +27,7 @@ export async function runInit(opts: InitOptions, ctx: CommandContext): Promise<n
   await writeFile(join(stateDir, ".gitignore"), "*\n", { flag: "wx" }).catch(() => {});
 
   io.success(
-    `Wrote ${shown} (project ${JSON.stringify(projectName)}: VM alpine from alpine-minimal@v1, port 2222 → 22)`,
+    `Wrote ${shown} (project ${JSON.stringify(projectName)}: VM alpine from alpine-minimal@v1; \`castra ssh\` logs in)`,
   );
   io.success(`Created ${relative(io.cwd, stateDir) || stateDir}/ for images, overlays and logs`);
   const cd = dir === resolve(io.cwd) ? "" : `cd ${relative(io.cwd, dir) || dir} && `;

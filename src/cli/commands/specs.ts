@@ -122,6 +122,13 @@ export const ssh = command({
 });
 export type SshOptions = OptionsOf<typeof ssh>;
 
+export const list = command({
+  name: "list",
+  description: "show every castra VM of yours across projects: project, directory, state, SSH port",
+  options: { json: flag("--json", "print a JSON document instead of the table") },
+});
+export type ListOptions = OptionsOf<typeof list>;
+
 export const suspend = command({
   name: "suspend",
   description: "save running VMs' memory and devices next to their overlays and stop them; `up` resumes them",
@@ -256,6 +263,7 @@ export const COMMANDS = {
   up,
   down,
   status,
+  list,
   logs,
   ssh,
   suspend,
