@@ -28,7 +28,8 @@ export type DownloadEvent =
       proxy?: string;
     }
   | { type: "download-restart"; reason: string }
-  | { type: "progress"; received: number; total: number }
+  /** `idleMs`: time since the last byte arrived (a stall shows as a growing number, not a frozen bar). */
+  | { type: "progress"; received: number; total: number; idleMs: number }
   | { type: "download-retry"; attempt: number; delayMs: number; reason: string }
   | { type: "download-done"; bytes: number; seconds: number };
 
@@ -108,7 +109,7 @@ export async function download(req: DownloadRequest): Promise<DownloadResult> {
 /** One call's state across attempts. */
 class Session {
   transferred = 0;
-  private lastProgress = 0;
+  private lastByteAt = performance.now();
 
   constructor(
     private readonly req: DownloadRequest,
@@ -157,8 +158,13 @@ class Session {
     const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
     const overdue = (err: unknown) =>
       deadline.aborted && !req.signal?.aborted ? new DeadlineError(limitMs, minRate) : err;
+    // Progress is reported on a clock, not only when bytes arrive: a burst then a stall must still show.
+    this.lastByteAt = performance.now();
+    const ticker = setInterval(() => this.report(), PROGRESS_INTERVAL_MS);
+    ticker.unref();
     const conn = await openHttp(req.url, headers, { stallTimeoutMs, signal, proxy: req.proxy }).catch(
       (err: unknown) => {
+        clearInterval(ticker);
         throw overdue(err);
       },
     );
@@ -170,8 +176,14 @@ class Session {
     } catch (err) {
       throw overdue(conn.explain(err));
     } finally {
+      clearInterval(ticker);
       conn.close();
     }
+  }
+
+  private report(): void {
+    const idleMs = Math.round(performance.now() - this.lastByteAt);
+    this.req.onEvent?.({ type: "progress", received: this.partial.bytes, total: this.req.size, idleMs });
   }
 
   /** Checks the reply before reading its body; false when there is nothing to read (416). */
@@ -212,11 +224,8 @@ class Session {
     }
     const wait = partial.append(chunk);
     this.transferred += chunk.length;
-    const now = performance.now();
-    if (now - this.lastProgress >= PROGRESS_INTERVAL_MS || partial.bytes === req.size) {
-      this.lastProgress = now;
-      req.onEvent?.({ type: "progress", received: partial.bytes, total: req.size });
-    }
+    if (chunk.length > 0) this.lastByteAt = performance.now();
+    if (partial.bytes === req.size) this.report();
     return wait;
   }
 

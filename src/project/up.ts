@@ -59,7 +59,7 @@ export async function upProject(project: Project, host: VmHost, options: UpOptio
     live = await startMissing(project, host, options, accel, started);
   } catch (err) {
     await stopStarted(project, host, started);
-    throw signal.aborted ? interrupted(started) : err;
+    throw signal.aborted ? interrupted(started, err) : err;
   } finally {
     await lock.release();
   }
@@ -252,11 +252,17 @@ async function stopStarted(project: Project, host: VmHost, started: Started): Pr
   if (started.broker) await host.stopBroker(project.stateDir, started.broker).catch(() => false);
 }
 
-function interrupted(started: Started): InterruptedError {
+/** Ctrl-C: what was stopped, and what an interrupted step kept (a download's bytes, say) for the next run. */
+function interrupted(started: Started, cause?: unknown): InterruptedError {
   const names = started.vms.map((s) => s.vm.name);
-  return new InterruptedError("Interrupted", {
-    detail: names.length > 0 ? `Stopped what this castra up had started: ${names.join(", ")}.` : undefined,
-    hint: "run `castra up` again to start the VMs",
+  const kept = cause instanceof InterruptedError ? cause.detail : undefined;
+  const stopped =
+    names.length > 0 ? `Stopped what this castra up had started: ${names.join(", ")}.` : undefined;
+  return new InterruptedError(cause instanceof InterruptedError ? cause.headline : "Interrupted", {
+    detail: [kept, stopped].filter(Boolean).join("\n") || undefined,
+    hint: kept
+      ? "run `castra up` again: it resumes where this one stopped"
+      : "run `castra up` again to start the VMs",
   });
 }
 

@@ -136,8 +136,7 @@ export class FakeVmHost implements VmHost {
   ) {
     if (vm.source.kind === "path") return { path: vm.source.path };
     for (const event of this.options.imageEvents ?? []) options.onEvent?.(event);
-    if (this.options.hangInImages)
-      await untilAborted(options.signal, "Interrupted while preparing the image");
+    if (this.options.hangInImages) await untilAborted(options.signal);
     return {
       path: "/images/alpine/rootfs.qcow2",
       boot: { readyPattern: "login:", cpus: 1, memoryBytes: 512 * 1024 * 1024 },
@@ -306,9 +305,15 @@ function savedState(record: VmRunRecord): SuspendRecord {
   };
 }
 
-function untilAborted(signal: AbortSignal | undefined, message: string): Promise<never> {
+/** A download that runs until Ctrl-C, then ends as the real one does: saying what it kept. */
+function untilAborted(signal: AbortSignal | undefined): Promise<never> {
   return new Promise((_, reject) => {
-    const fail = () => reject(new InterruptedError(message));
+    const fail = () =>
+      reject(
+        new InterruptedError("Download interrupted", {
+          detail: "kept 1.0 KiB of 4.0 KiB in rootfs.qcow2.partial",
+        }),
+      );
     if (signal?.aborted) fail();
     else signal?.addEventListener("abort", fail, { once: true });
   });

@@ -143,6 +143,10 @@ test("Ctrl-C during a download stops nothing (nothing was started) and releases 
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host, signal });
   assert.equal(run.code, ExitCode.interrupted);
   assert.match(run.stderr, /^Downloading root disk \(1\.0 KiB\) from http:\/\/127\.0\.0\.1:1\/alpine\.vhd$/m);
+  // What the download kept, and that the next up resumes it: on the terminal, not only in the log.
+  assert.match(run.stderr, /^error: Download interrupted$/m);
+  assert.match(run.stderr, /^ {2}kept 1\.0 KiB of 4\.0 KiB in rootfs\.qcow2\.partial$/m);
+  assert.match(run.stderr, /^hint: run `castra up` again: it resumes where this one stopped$/m);
   assert.deepEqual(host.actions, ["lock castra up", "unlock"]);
 });
 

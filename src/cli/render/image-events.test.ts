@@ -19,8 +19,8 @@ const pipeline: ImageEvent[] = [
     resumeFrom: 40 * MIB,
     attempt: 1,
   },
-  { type: "progress", image, artifact: "root_disk", received: 80 * MIB, total: 122 * MIB },
-  { type: "progress", image, artifact: "root_disk", received: 122 * MIB, total: 122 * MIB },
+  { type: "progress", image, artifact: "root_disk", received: 80 * MIB, total: 122 * MIB, idleMs: 0 },
+  { type: "progress", image, artifact: "root_disk", received: 122 * MIB, total: 122 * MIB, idleMs: 0 },
   { type: "download-done", image, artifact: "root_disk", bytes: 82 * MIB, seconds: 3.2 },
   { type: "verified", image, artifact: "root_disk", sha256: "ab".repeat(32), bytes: 122 * MIB },
   {

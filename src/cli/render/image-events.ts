@@ -12,6 +12,7 @@ import { formatSeconds, ProgressBar, rate } from "./progress.js";
 export function renderImageEvents(io: IO): (event: ImageEvent) => void {
   let bar: ProgressBar | undefined;
   let cacheHit = false;
+  let lastStallLine = 0;
   const stopBar = () => {
     bar?.stop();
     bar = undefined;
@@ -37,7 +38,15 @@ export function renderImageEvents(io: IO): (event: ImageEvent) => void {
         if (io.err.isTTY) bar = new ProgressBar(io, describeKind(e.artifact), 0);
         return;
       case "progress":
-        return bar?.update(e.received, e.total);
+        if (bar) return bar.update(e.received, e.total, e.idleMs);
+        // Without a terminal there is no bar: a long silence still gets a line, every 10 s of it.
+        if (e.idleMs >= 10_000 && Math.floor(e.idleMs / 10_000) !== lastStallLine) {
+          lastStallLine = Math.floor(e.idleMs / 10_000);
+          io.info(
+            `no data for ${lastStallLine * 10} s (${formatBytes(e.received)} of ${formatBytes(e.total)} received)`,
+          );
+        } else if (e.idleMs < 10_000) lastStallLine = 0;
+        return;
       case "store-hit":
         return io.info(`Found in the download cache: ${describeKind(e.artifact)} (${formatBytes(e.bytes)})`);
       case "store-wait":

@@ -12,6 +12,9 @@ export function formatSeconds(seconds: number): string {
   return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
 }
 
+/** Silence shorter than this is just the network; longer, the bar says so. */
+export const STALL_SHOWN_MS = 2000;
+
 export function rate(bytes: number, seconds: number): string {
   return `${formatBytes(Math.round(bytes / Math.max(seconds, 0.001)))}/s`;
 }
@@ -29,14 +32,21 @@ export class ProgressBar {
     this.region = io.live();
   }
 
-  update(received: number, total: number): void {
+  update(received: number, total: number, idleMs = 0): void {
     const seconds = (performance.now() - this.started) / 1000;
     const perSecond = (received - this.from) / Math.max(seconds, 0.001);
     const filled = Math.round((received / total) * BAR_WIDTH);
     const bar = `${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}`;
     const eta = perSecond > 0 ? `ETA ${formatSeconds((total - received) / perSecond)}` : "";
     const speed = seconds > 0.2 ? rate(received - this.from, seconds) : "";
-    const parts = [this.label, bar, `${formatBytes(received)} / ${formatBytes(total)}`, speed, eta];
+    // A stalled server: say how long it has been silent instead of a rate and an ETA that no longer mean much.
+    const stalled = idleMs >= STALL_SHOWN_MS ? `no data for ${Math.floor(idleMs / 1000)} s` : "";
+    const parts = [
+      this.label,
+      bar,
+      `${formatBytes(received)} / ${formatBytes(total)}`,
+      ...(stalled ? [stalled] : [speed, eta]),
+    ];
     this.region.set("bar", parts.filter(Boolean).join("  "));
   }
 
