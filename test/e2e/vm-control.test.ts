@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip, type TestGuest } from "../support/guest.js";
+import { guestCatalog } from "../support/guest-catalog.js";
 import { killProjectQemus, pidsRunning } from "../support/processes.js";
 
 // Per-VM control on real guests under TCG: `up web` alone, suspend and resume (the guest's console counter
@@ -21,34 +22,16 @@ let projectName: string;
 
 /** The test guest as a managed image from file: URLs, booted by direct kernel boot with the counter on. */
 function catalog() {
-  const artifact = (kind: string, name: string, file: string, final_name: string) => ({
-    kind,
-    url: pathToFileURL(file).href,
-    sha256: guest.sha256[name],
-    size: guest.size[name],
-    final_name,
-    transforms:
-      kind === "root_disk"
-        ? [
-            { type: "strip_vhd_footer" },
-            { type: "qemu_img_convert", from: "raw", to: "qcow2", output: final_name },
-          ]
-        : [],
-  });
-  return {
-    images: [
-      {
-        id: "counter",
-        version: "v1",
-        artifacts: [
-          artifact("root_disk", "rootfs.vhd", guest.vhd, "rootfs.qcow2"),
-          artifact("kernel", "vmlinuz", guest.kernel, "vmlinuz"),
-          artifact("initrd", "initramfs.cpio.gz", guest.initrd, "initramfs.cpio.gz"),
-        ],
-        profile: { kernel: "kernel", initrd: "initrd", append: APPEND, ready_pattern: "login:" },
-      },
-    ],
+  const files: Record<string, string> = {
+    "rootfs.vhd": guest.vhd,
+    vmlinuz: guest.kernel,
+    "initramfs.cpio.gz": guest.initrd,
   };
+  return guestCatalog(guest, {
+    id: "counter",
+    urlOf: (name) => pathToFileURL(files[name] ?? name).href,
+    append: APPEND,
+  });
 }
 
 function toml(webMemory: string): string {

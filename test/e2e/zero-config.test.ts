@@ -6,6 +6,7 @@ import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip, type TestGuest } from "../support/guest.js";
+import { guestCatalog } from "../support/guest-catalog.js";
 import { FixtureServer } from "../support/http-server.js";
 import { writeJson } from "../support/image-fixtures.js";
 import { killProjectQemus } from "../support/processes.js";
@@ -23,43 +24,8 @@ let work: string;
 let catalogFile: string;
 const projects: string[] = [];
 
-function guestCatalog(origin: string, rootSha256?: string) {
-  const artifact = (kind: string, name: string, final_name: string, sha256 = guest.sha256[name]) => ({
-    kind,
-    url: `${origin}/${name}`,
-    sha256,
-    size: guest.size[name],
-    final_name,
-    transforms:
-      kind === "root_disk"
-        ? [
-            { type: "strip_vhd_footer" },
-            { type: "qemu_img_convert", from: "raw", to: "qcow2", output: final_name },
-          ]
-        : [],
-  });
-  return {
-    images: [
-      {
-        id: "alpine-minimal",
-        version: "v1",
-        artifacts: [
-          artifact("root_disk", "rootfs.vhd", "rootfs.qcow2", rootSha256),
-          artifact("kernel", "vmlinuz", "vmlinuz"),
-          artifact("initrd", "initramfs.cpio.gz", "initramfs.cpio.gz"),
-        ],
-        profile: {
-          kernel: "kernel",
-          initrd: "initrd",
-          append: APPEND,
-          cpus: 1,
-          memory: "256 MiB",
-          disk_interface: "virtio",
-          ready_pattern: "login:",
-        },
-      },
-    ],
-  };
+function catalogAt(origin: string, rootSha256?: string) {
+  return guestCatalog(guest, { urlOf: (name) => `${origin}/${name}`, append: APPEND, rootSha256 });
 }
 
 before(async () => {
@@ -70,7 +36,7 @@ before(async () => {
   server.serve("/rootfs.vhd", { file: guest.vhd });
   server.serve("/vmlinuz", { file: guest.kernel });
   server.serve("/initramfs.cpio.gz", { file: guest.initrd });
-  catalogFile = writeJson(join(work, "catalog.json"), guestCatalog(server.origin));
+  catalogFile = writeJson(join(work, "catalog.json"), catalogAt(server.origin));
 });
 
 after(async () => {
@@ -199,7 +165,7 @@ describe("castra up with managed images", { skip }, () => {
 
   test("failures are specific and leave nothing but .partial files", async () => {
     const stopped = await newProject("server-stopped");
-    const closedCatalog = writeJson(join(work, "closed.json"), guestCatalog("http://127.0.0.1:9"));
+    const closedCatalog = writeJson(join(work, "closed.json"), catalogAt("http://127.0.0.1:9"));
     const unreachable = await castra(stopped, ["up"], { CASTRA_CATALOG: closedCatalog });
     assertExit(unreachable, 69, "server stopped");
     assert.match(unreachable.stderr, /127\.0\.0\.1/);
@@ -207,7 +173,7 @@ describe("castra up with managed images", { skip }, () => {
     for (const f of await imageFiles(stopped)) assert.match(f, /\.partial$/);
 
     const mismatch = await newProject("checksum-mismatch");
-    const badCatalog = writeJson(join(work, "bad.json"), guestCatalog(server.origin, "0".repeat(64)));
+    const badCatalog = writeJson(join(work, "bad.json"), catalogAt(server.origin, "0".repeat(64)));
     const bad = await castra(mismatch, ["up"], { CASTRA_CATALOG: badCatalog });
     assertExit(bad, 65, "checksum mismatch");
     assert.match(bad.stderr, /sha256/);

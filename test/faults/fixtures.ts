@@ -4,6 +4,7 @@ import { createReadStream } from "node:fs";
 import { copyFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildTestGuest, type TestGuest } from "../support/guest.js";
+import { guestCatalog as catalogOf } from "../support/guest-catalog.js";
 import type { FixtureServer } from "../support/http-server.js";
 
 export const IMAGE = "alpine-minimal@v1";
@@ -40,42 +41,7 @@ export async function serveGuestImage(server: FixtureServer): Promise<ServedImag
 
 /** The `CASTRA_CATALOG` document whose alpine-minimal@v1 is the test guest served from `origin`. */
 export async function guestCatalog(origin: string) {
-  const g = await testGuest();
-  const file = (name: string, finalName: string) => ({
-    url: `${origin}/${name}`,
-    sha256: g.sha256[name] as string,
-    size: g.size[name] as number,
-    final_name: finalName,
-  });
-  return {
-    images: [
-      {
-        id: "alpine-minimal",
-        version: "v1",
-        artifacts: [
-          {
-            kind: "root_disk",
-            ...file("rootfs.vhd", "rootfs.qcow2"),
-            transforms: [
-              { type: "strip_vhd_footer" },
-              { type: "qemu_img_convert", from: "raw", to: "qcow2", output: "rootfs.qcow2" },
-            ],
-          },
-          { kind: "kernel", ...file("vmlinuz", "vmlinuz"), transforms: [] },
-          { kind: "initrd", ...file("initramfs.cpio.gz", "initramfs.cpio.gz"), transforms: [] },
-        ],
-        profile: {
-          kernel: "kernel",
-          initrd: "initrd",
-          append: GUEST_APPEND,
-          cpus: 1,
-          memory: "256 MiB",
-          disk_interface: "virtio",
-          ready_pattern: "login:",
-        },
-      },
-    ],
-  };
+  return catalogOf(await testGuest(), { urlOf: (name) => `${origin}/${name}`, append: GUEST_APPEND });
 }
 
 export async function writeJson(path: string, value: unknown): Promise<string> {

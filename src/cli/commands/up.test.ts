@@ -4,6 +4,18 @@ import { FakeVmHost } from "../../../test/support/fake-vm-host.js";
 import { byoToml, castraInProcess, tempProject } from "../../../test/support/in-process.js";
 import { loadProjectFile } from "../../config/load.js";
 import { CastraError, ExitCode } from "../../errors.js";
+import type { ImageEvent } from "../../images/events.js";
+
+/** What the image pipeline reports as a managed VM's download begins. */
+const DOWNLOAD_STARTED: ImageEvent = {
+  type: "download-start",
+  image: "alpine-minimal@v1",
+  artifact: "root_disk",
+  url: "http://127.0.0.1:1/alpine.vhd",
+  bytes: 1024,
+  resumeFrom: 0,
+  attempt: 1,
+};
 
 let remove: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -127,17 +139,7 @@ test("Ctrl-C during a download stops nothing (nothing was started) and releases 
   );
   const host = new FakeVmHost({
     hangInImages: true,
-    imageEvents: [
-      {
-        type: "download-start",
-        image: "alpine-minimal@v1",
-        artifact: "root_disk",
-        url: "http://127.0.0.1:1/alpine.vhd",
-        bytes: 1024,
-        resumeFrom: 0,
-        attempt: 1,
-      },
-    ],
+    imageEvents: [DOWNLOAD_STARTED],
   });
   const signal = ctrlCWhen(host, (h) => h.actions.includes("lock castra up"));
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host, signal });
@@ -213,17 +215,7 @@ test("checks that need no image come before any download: a failed preflight dow
   const preflightError = new CastraError("qemu-system-x86_64 is not installed", ExitCode.toolMissing);
   const host = new FakeVmHost({
     preflightError,
-    imageEvents: [
-      {
-        type: "download-start",
-        image: "alpine-minimal@v1",
-        artifact: "root_disk",
-        url: "http://127.0.0.1:1/alpine.vhd",
-        bytes: 1024,
-        resumeFrom: 0,
-        attempt: 1,
-      },
-    ],
+    imageEvents: [DOWNLOAD_STARTED],
   });
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
   assert.equal(run.code, ExitCode.toolMissing);
