@@ -56,6 +56,29 @@ test("operands join the options: ssh's VM, its command, and whether all came aft
   });
 });
 
+test("ssh: every word after the VM is the remote command, flags and -- included; -o repeats before it", async () => {
+  assert.deepEqual((await parse(["ssh", "alpine", "uname", "-a"]))?.options, {
+    vm: "alpine",
+    command: ["uname", "-a"],
+    commandOnly: false,
+  });
+  assert.deepEqual((await parse(["ssh", "web", "ls", "--", "-l", "--help"]))?.options.command, [
+    "ls",
+    "--",
+    "-l",
+    "--help",
+  ]);
+  const forwarded = await parse(["ssh", "-o", "LocalForward 8080 localhost:80", "--ssh-option=A=b", "web"]);
+  assert.deepEqual(forwarded.options, {
+    vm: "web",
+    command: [],
+    sshOption: ["LocalForward 8080 localhost:80", "A=b"],
+    commandOnly: false,
+  });
+  assert.deepEqual((await parse(["ssh-config", "web"])).options, { vm: "web" });
+  assert.match(await usageError(["ssh-config", "web", "db"]), /too many arguments for 'ssh-config'/);
+});
+
 test("nested commands: images alone, images pull ID --offline, prune's counts and short flags", async () => {
   assert.equal((await parse(["images"]))?.id, "images");
   assert.deepEqual(await parse(["images", "pull", "alpine-minimal@v1", "--offline"]), {

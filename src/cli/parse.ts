@@ -25,6 +25,8 @@ interface Flag {
   /** `<value>` in its spelling; absent for a boolean flag. */
   valueName?: string;
   negated: boolean;
+  /** Given again, it adds a value instead of replacing it. */
+  repeatable: boolean;
   parse?: (text: string) => unknown;
 }
 
@@ -51,7 +53,9 @@ export function flagOf(key: string, spec: OptionSpec): Flag | undefined {
   const valueName = /<([^>]+)>/.exec(spec.flags)?.[1];
   // `--no-color` as a global is a plain switch whose key already says "no".
   const negated = spec.kind === "negated";
-  return { key, long, short, valueName, negated, parse: spec.kind === "value" ? spec.parse : undefined };
+  const repeatable = spec.kind === "values";
+  const parse = spec.kind === "value" || spec.kind === "values" ? spec.parse : undefined;
+  return { key, long, short, valueName, negated, repeatable, parse };
 }
 
 /** Commands by path: "images pull" → its id. */
@@ -67,8 +71,9 @@ export function childrenOf(path: string): CommandSpec[] {
 
 /**
  * Parses castra's command line: global flags anywhere, one command (a group's subcommand after it), its
- * flags in any order (`--x v`, `--x=v`, `-x v`, `-xv`, `-ab`), `--` ending the flags. Mistakes are usage
- * errors (exit 64) with a hint: a near name when there is one, else the command's help.
+ * flags in any order (`--x v`, `--x=v`, `-x v`, `-xv`, `-ab`), `--` ending the flags (so does the first
+ * operand of a command with `flagsBeforeOperands`). Mistakes are usage errors (exit 64) with a hint: a near
+ * name when there is one, else the command's help.
  */
 export function parseCommandLine(argv: string[]): ParsedLine {
   const global: GlobalFlags = { skipDiscovery: false, noColor: false };
@@ -101,7 +106,8 @@ export function parseCommandLine(argv: string[]): ParsedLine {
         [...own, ...globals],
         (flag, value) => {
           const target = own.includes(flag) ? options : (global as unknown as Record<string, unknown>);
-          target[flag.key] = value;
+          const given = target[flag.key];
+          target[flag.key] = flag.repeatable ? [...(Array.isArray(given) ? given : []), value] : value;
         },
         path,
       );
@@ -120,6 +126,12 @@ export function parseCommandLine(argv: string[]): ParsedLine {
       throw unknownCommand(token, path, below);
     }
     operands.push(token);
+    if (spec?.flagsBeforeOperands) {
+      // `castra ssh web -- ls -l` reads as `castra ssh web ls -l`: a `--` right after the operand only separates.
+      const rest = argv.slice(i + 1);
+      operands.push(...(rest[0] === "--" ? rest.slice(1) : rest));
+      break;
+    }
   }
   if (!spec) return { kind: "help", path: [] };
   assignOperands(spec, operands, options);
@@ -194,7 +206,7 @@ function assignOperands(spec: CommandSpec, operands: string[], options: Record<s
     if (arg.kind === "operands") {
       if (next < operands.length) options[key] = operands.slice(next);
       next = operands.length;
-    } else if (next < operands.length) options[key] = operands[next++];
+    } else if (next < operands.length) options[key] = chosen(arg, operands[next++] as string, spec.name);
     else if (arg.required)
       throw usage(`missing required argument '${arg.name.replace(/[<>[\]]/g, "")}'`, spec.name);
   }
@@ -205,6 +217,13 @@ function assignOperands(spec: CommandSpec, operands: string[], options: Record<s
       spec.name,
     );
   }
+}
+
+/** An operand with choices (`completion <shell>`) must be one of them. */
+function chosen(arg: ArgumentSpec, text: string, path: string): string {
+  if (arg.kind !== "operand" || !arg.choices || arg.choices.includes(text)) return text;
+  const name = arg.name.replace(/[<>[\]]/g, "");
+  throw usage(`argument '${name}' must be ${arg.choices.join(", ")}, not '${text}'`, path);
 }
 
 function unknownCommand(token: string, path: string, candidates: CommandSpec[]): UsageError {

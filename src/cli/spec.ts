@@ -27,17 +27,32 @@ export interface ValueSpec<T> extends Described {
   parse: (text: string) => T;
   required?: boolean;
 }
+/** `-o <option>`, given any number of times: every value, in order. */
+export interface ValueListSpec<T> extends Described {
+  kind: "values";
+  flags: string;
+  parse: (text: string) => T;
+}
 /** True when every operand came after `--` (the CLI cannot tell otherwise: the parser drops `--`). */
 export interface AfterDoubleDashSpec {
   kind: "after-double-dash";
 }
-export type OptionSpec = FlagSpec | NegatedFlagSpec | ValueSpec<unknown> | AfterDoubleDashSpec;
+export type OptionSpec =
+  | FlagSpec
+  | NegatedFlagSpec
+  | ValueSpec<unknown>
+  | ValueListSpec<unknown>
+  | AfterDoubleDashSpec;
 
-/** `[vm]`: one optional operand; `<config>`: a required one. */
+/**
+ * `[vm]`: one optional operand; `<config>`: a required one. Shell completion offers `choices` when given,
+ * else what the name says (`vm`: the project's VMs; see `cli/completion/candidates.ts`).
+ */
 export interface OperandSpec extends Described {
   kind: "operand";
   name: string;
   required?: boolean;
+  choices?: readonly string[];
 }
 /** `[command...]`: the remaining operands. */
 export interface OperandsSpec extends Described {
@@ -55,6 +70,8 @@ export interface CommandSpec<
   options: O;
   args: A;
   hidden?: boolean;
+  /** Flags only before the first operand: from it on every word is an operand (a remote command's flags). */
+  flagsBeforeOperands?: boolean;
   /** Printed after the flags in `--help`. */
   examples?: string[];
 }
@@ -65,14 +82,26 @@ type OptionValue<S> = S extends FlagSpec
     ? boolean
     : S extends ValueSpec<infer T>
       ? T
-      : S extends AfterDoubleDashSpec
-        ? boolean
-        : never;
-type ArgumentValue<S> = S extends OperandsSpec ? string[] : string;
+      : S extends ValueListSpec<infer T>
+        ? T[]
+        : S extends AfterDoubleDashSpec
+          ? boolean
+          : never;
+type ArgumentValue<S> = S extends OperandsSpec
+  ? string[]
+  : S extends { choices: readonly (infer C)[] }
+    ? C
+    : string;
 /** Flags, optional values and optional operands may be absent; the rest always have a value. */
 type MayBeAbsent<S> = S extends { required: true }
   ? false
-  : S extends FlagSpec | ValueSpec<unknown> | AfterDoubleDashSpec | OperandSpec | OperandsSpec
+  : S extends
+        | FlagSpec
+        | ValueSpec<unknown>
+        | ValueListSpec<unknown>
+        | AfterDoubleDashSpec
+        | OperandSpec
+        | OperandsSpec
     ? true
     : false;
 
@@ -100,6 +129,7 @@ export function command<
   options?: O;
   args?: A;
   hidden?: boolean;
+  flagsBeforeOperands?: boolean;
   examples?: string[];
 }): CommandSpec<O, A> {
   return { ...spec, options: spec.options ?? ({} as O), args: spec.args ?? ({} as A) };
@@ -123,6 +153,14 @@ export function value(
   return { kind: "value", flags, description, parse };
 }
 
+/** A flag that may be given several times; the options hold every value in order. */
+export const values = (flags: string, description: string): ValueListSpec<string> => ({
+  kind: "values",
+  flags,
+  description,
+  parse: String,
+});
+
 export function requiredValue<T>(
   flags: string,
   description: string,
@@ -137,6 +175,19 @@ export const operand = (name: string, description: string): OperandSpec => ({
   kind: "operand",
   name,
   description,
+});
+
+/** A required operand that must be one of `choices` (the parser says which otherwise). */
+export const requiredChoice = <const C extends string>(
+  name: string,
+  description: string,
+  choices: readonly C[],
+): OperandSpec & { required: true; choices: readonly C[] } => ({
+  kind: "operand",
+  name,
+  description,
+  required: true,
+  choices,
 });
 
 export const requiredOperand = (name: string, description: string): OperandSpec & { required: true } => ({
@@ -174,12 +225,16 @@ export function parseCount(text: string): number {
   return n;
 }
 
-export function parseChoice<const C extends string>(choices: readonly C[]): (text: string) => C {
-  return (text) => {
+/** A parser that accepts one of `choices`; it carries them, so help and completion can offer them. */
+export function parseChoice<const C extends string>(
+  choices: readonly C[],
+): ((text: string) => C) & { choices: readonly C[] } {
+  const parse = (text: string): C => {
     if ((choices as readonly string[]).includes(text)) return text as C;
     const last = choices.at(-1);
     throw new BadFlagValue(`expected ${choices.slice(0, -1).join(", ")} or ${last}`);
   };
+  return Object.assign(parse, { choices });
 }
 
 export function parsePort(text: string): number {

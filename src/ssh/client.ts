@@ -17,40 +17,53 @@ export interface SshTarget {
 }
 
 /**
- * The argv (without `ssh` itself) that logs into a guest with the project key only. The first host key a
- * guest shows is recorded under its alias; a different one later is refused (`accept-new`). No password
- * prompts: castra's guests only take the key.
+ * The ssh_config options that log into a guest with the project key only. The first host key a guest shows
+ * is recorded under its alias; a different one later is refused (`accept-new`). No password prompts:
+ * castra's guests only take the key. One list for `castra ssh`'s argv and `castra ssh-config`'s block.
  */
-export function buildSshArgs(target: SshTarget): string[] {
+function clientOptions(target: SshTarget): [string, string][] {
   return [
-    "-o",
-    `IdentityFile=${sshConfigValue(target.keyPath)}`,
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    `UserKnownHostsFile=${sshConfigValue(target.knownHostsPath)}`,
-    "-o",
-    "GlobalKnownHostsFile=/dev/null",
-    "-o",
-    "StrictHostKeyChecking=accept-new",
+    ["IdentityFile", sshConfigValue(target.keyPath)],
+    ["IdentitiesOnly", "yes"],
+    ["UserKnownHostsFile", sshConfigValue(target.knownHostsPath)],
+    ["GlobalKnownHostsFile", "/dev/null"],
+    ["StrictHostKeyChecking", "accept-new"],
     // A project-local file: plain names let people read which VM a key belongs to (Debian hashes by default).
-    "-o",
-    "HashKnownHosts=no",
-    "-o",
-    `HostKeyAlias=${target.hostKeyAlias}`,
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=10",
+    ["HashKnownHosts", "no"],
+    ["HostKeyAlias", target.hostKeyAlias],
+    ["BatchMode", "yes"],
+    ["ConnectTimeout", "10"],
     // Hides "Permanently added …" on first use; a changed host key is an error and still shown.
-    "-o",
-    "LogLevel=ERROR",
+    ["LogLevel", "ERROR"],
+  ];
+}
+
+/**
+ * The argv (without `ssh` itself) that logs into a guest. The user's own `-o` options come first: ssh keeps
+ * the first value it reads for each option, so theirs win.
+ */
+export function buildSshArgs(target: SshTarget, userOptions: readonly string[] = []): string[] {
+  return [
+    ...userOptions.flatMap((option) => ["-o", option]),
+    ...clientOptions(target).flatMap(([key, value]) => ["-o", `${key}=${value}`]),
     "-p",
     String(target.port),
     "--",
     `${target.user}@${target.host ?? "127.0.0.1"}`,
     ...(target.command ?? []),
   ];
+}
+
+/** An OpenSSH `Host` block that reaches the guest as `Host <alias>`, for scp, rsync and editors. */
+export function sshConfigBlock(target: SshTarget): string {
+  const lines = [
+    `Host ${target.hostKeyAlias}`,
+    `  HostName ${target.host ?? "127.0.0.1"}`,
+    `  Port ${target.port}`,
+    `  User ${target.user}`,
+    ...clientOptions(target).map(([key, value]) => `  ${key} ${value}`),
+  ];
+  return `${lines.join("\n")}\n`;
 }
 
 /**

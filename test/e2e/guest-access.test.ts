@@ -240,6 +240,35 @@ test("castra ssh errors: no VM named, no SSH on plain, no ssh on PATH", { skip }
   assert.match(missing.stderr, /ssh is not installed/);
 });
 
+test("castra ssh devbox COMMAND needs no --, and ssh-config's Host block works with plain ssh", {
+  skip,
+}, async () => {
+  const words = await castra(["ssh", "devbox", "echo", "-n", "hi"]);
+  assert.equal(words.code, 0, words.stderr);
+  assert.equal(words.stdout, "hi");
+  const config = await castra(["ssh-config", "devbox"]);
+  assert.equal(config.code, 0, config.stderr);
+  const file = join(dir, "ssh_config");
+  await writeFile(file, config.stdout);
+  const { stdout } = await run("ssh", ["-F", file, `castra-${projectName}-devbox`, "echo", "from-config"]);
+  assert.equal(stdout, "from-config\n");
+});
+
+test("a login user the guest does not know: castra says the guest refused the key (69)", {
+  skip,
+}, async () => {
+  const toml = await readFile(join(dir, "castra.toml"), "utf8");
+  await writeFile(join(dir, "castra.toml"), toml.replace('ssh_user = "alpine"', 'ssh_user = "root"'));
+  try {
+    const refused = await castra(["ssh", "devbox", "true"]);
+    assert.equal(refused.code, 69, refused.stderr);
+    assert.match(refused.stderr, /Permission denied \(publickey\)/);
+    assert.match(refused.stderr, /error: vm devbox refused the project's SSH key for user root/);
+  } finally {
+    await writeFile(join(dir, "castra.toml"), toml);
+  }
+});
+
 test("castra logs shows each guest request under [vm:<name>:metadata]", { skip }, async () => {
   const logs = await castra(["logs"]);
   assert.equal(logs.code, 0, logs.stderr);

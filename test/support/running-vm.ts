@@ -8,10 +8,15 @@ import type { VmRunRecord } from "../../src/vm/state.js";
 
 /**
  * Makes castra see `vm` of the project in `rootDir` as running without QEMU: a live `sleep` stands in for
- * the VM's process, recorded in `.castra/run/<vm>.pid` with the SSH endpoint `up` would record. Kill the
- * returned child when done.
+ * the VM's process, recorded in `.castra/run/<vm>.pid` with the SSH endpoint `up` would record (and `extra`
+ * fields: a `readyPattern` not in the serial log makes it `starting`). Kill the returned child when done.
  */
-export async function fakeRunningVm(rootDir: string, vm: string, ssh?: SshEndpoint): Promise<ChildProcess> {
+export async function fakeRunningVm(
+  rootDir: string,
+  vm: string,
+  ssh?: SshEndpoint,
+  extra: Partial<VmRunRecord> = {},
+): Promise<ChildProcess> {
   const child = spawn("sleep", ["600"], { stdio: "ignore" });
   await new Promise((resolve) => child.once("spawn", resolve));
   const stateDir = join(rootDir, ".castra");
@@ -30,6 +35,7 @@ export async function fakeRunningVm(rootDir: string, vm: string, ssh?: SshEndpoi
     serialLog: paths.serialLog,
     qemuLog: paths.qemuLog,
     ...(ssh ? { ssh } : {}),
+    ...extra,
   };
   await writeJsonAtomic(paths.pidFile, record);
   return child;

@@ -14,6 +14,7 @@ import {
   requiredOperand,
   requiredValue,
   value,
+  values,
 } from "../spec.js";
 
 /**
@@ -113,14 +114,35 @@ export type LogsOptions = OptionsOf<typeof logs>;
 export const ssh = command({
   name: "ssh",
   description: "log into a running VM with the project's SSH key, or run COMMAND there",
+  // Everything after the VM's name belongs to the remote command, its flags included.
+  flagsBeforeOperands: true,
   args: {
-    vm: operand("[vm]", "the VM (default: the project's only VM)"),
-    command: operands("[command...]", "a command to run instead of a login shell; put it after --"),
+    vm: operand("[vm]", "the VM (default: the project's only VM; then put COMMAND after --)"),
+    command: operands("[command...]", "a command to run instead of a login shell: every word after the VM"),
   },
-  options: { commandOnly: afterDoubleDash() },
-  examples: ["castra ssh", "castra ssh devbox", "castra ssh -- uname -a"],
+  options: {
+    sshOption: values(
+      "-o, --ssh-option <option>",
+      "an ssh_config option for ssh itself, e.g. 'LocalForward 8080 localhost:80' (repeatable)",
+    ),
+    commandOnly: afterDoubleDash(),
+  },
+  examples: [
+    "castra ssh",
+    "castra ssh devbox uname -a",
+    "castra ssh -- uname -a   (a project with one VM)",
+    "castra ssh -o 'LocalForward 8080 localhost:80' devbox",
+  ],
 });
 export type SshOptions = OptionsOf<typeof ssh>;
+
+export const sshConfig = command({
+  name: "ssh-config",
+  description: "print an OpenSSH Host block for each running VM, for scp, rsync and editors",
+  args: { vm: operand("[vm]", "only this VM (default: every running VM with SSH)") },
+  examples: ["castra ssh-config > ~/.ssh/castra.conf   (then: Include castra.conf in ~/.ssh/config)"],
+});
+export type SshConfigOptions = OptionsOf<typeof sshConfig>;
 
 export const list = command({
   name: "list",
@@ -266,6 +288,7 @@ export const COMMANDS = {
   list,
   logs,
   ssh,
+  sshConfig,
   suspend,
   destroy,
   snapshot,

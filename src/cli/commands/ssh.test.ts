@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, test } from "node:test";
+import { castraInProcess } from "../../../test/support/in-process.js";
 import { fakeRunningVm } from "../../../test/support/running-vm.js";
 import { CastraError } from "../../errors.js";
 import type { SshEndpoint } from "../../vm/guest-access.js";
+import type { VmRunRecord } from "../../vm/state.js";
 import { type CapturedIO, captureIO } from "../io.js";
 import type { SshOptions } from "./specs.js";
 import { runSsh } from "./ssh.js";
@@ -40,9 +44,12 @@ async function project(...vms: string[]): Promise<void> {
 }
 
 /** Records `vm` as running, with the SSH endpoint `up` would record. */
-async function running(vm: string, ssh?: SshEndpoint): Promise<void> {
-  children.push(await fakeRunningVm(dir, vm, ssh));
+async function running(vm: string, ssh?: SshEndpoint, extra?: Partial<VmRunRecord>): Promise<void> {
+  children.push(await fakeRunningVm(dir, vm, ssh, extra));
 }
+
+/** The argv the fake ssh was called with. */
+const argvOf = async (file: string) => (await readFile(file, "utf8")).trim().split("\n");
 
 /** A fake `ssh` on PATH: records its argv, writes `stderr`, exits with `code`. */
 async function fakeSsh(code: number, stderr = ""): Promise<string> {
@@ -137,10 +144,81 @@ test("a refused host key: ssh's own words pass through, then castra's error with
   assert.match(io.stderr(), /Host key verification failed\./);
 });
 
-test("any other ssh failure keeps ssh's exit code (255) and adds nothing", async () => {
+test("a remote command's own failure keeps its exit code, even 255, and castra adds nothing", async () => {
   await project(vmToml("devbox"));
   await running("devbox", endpoint);
-  await fakeSsh(255, "ssh: connect to host 127.0.0.1 port 40222: Connection refused\n");
-  assert.equal(await runSsh({}, ctx()), 255);
-  assert.equal(io.stderr(), "ssh: connect to host 127.0.0.1 port 40222: Connection refused\n");
+  await fakeSsh(255, "backup: target full\n");
+  assert.equal(await runSsh({ vm: "devbox", command: ["backup"] }, ctx()), 255);
+  assert.equal(io.stderr(), "backup: target full\n");
+});
+
+test("castra ssh VM COMMAND: every word after the VM reaches the guest, -a included", async () => {
+  await project(vmToml("alpine"));
+  await running("alpine", endpoint);
+  const argvFile = await fakeSsh(0);
+  const result = await castraInProcess(["ssh", "alpine", "uname", "-a"], { cwd: dir, env: { PATH: bin } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual((await argvOf(argvFile)).slice(-4), ["--", "alpine@127.0.0.1", "uname", "-a"]);
+});
+
+test("-o options reach ssh before castra's own, so they win (ssh keeps the first value)", async () => {
+  await project(vmToml("devbox"));
+  await running("devbox", endpoint);
+  const argvFile = await fakeSsh(0);
+  const argv = ["ssh", "-o", "LocalForward 8080 localhost:80", "-o", "LogLevel=DEBUG", "devbox"];
+  assert.equal((await castraInProcess(argv, { cwd: dir, env: { PATH: bin } })).code, 0);
+  const got = await argvOf(argvFile);
+  assert.deepEqual(got.slice(0, 4), ["-o", "LocalForward 8080 localhost:80", "-o", "LogLevel=DEBUG"]);
+  assert.ok(got.indexOf("LogLevel=ERROR") > 4, "castra's LogLevel comes after the user's");
+});
+
+test("an ssh option given as the command (castra ssh -- -L ...) is a usage error showing the -o form", async () => {
+  await project(vmToml("devbox"));
+  await running("devbox", endpoint);
+  await fakeSsh(0);
+  const result = await castraInProcess(["ssh", "--", "-L", "8080:localhost:80"], {
+    cwd: dir,
+    env: { PATH: bin },
+  });
+  assert.equal(result.code, 64);
+  assert.match(result.stderr, /error: '-L' is an ssh option, not a command to run in the guest/);
+  assert.match(result.stderr, /hint: .*castra ssh -o 'LocalForward 8080 localhost:80' \[VM\]/);
+});
+
+test("the guest refuses the key: castra says so after ssh's words, with the user and where to look (69)", async () => {
+  await project(vmToml("devbox"));
+  await running("devbox", endpoint);
+  await fakeSsh(255, "alpine@127.0.0.1: Permission denied (publickey).\n");
+  const err = await fails({ vm: "devbox" });
+  assert.equal(err.exitCode, 69);
+  assert.equal(err.headline, "vm devbox refused the project's SSH key for user alpine");
+  assert.match(err.hint ?? "", /ssh_user of vm devbox.*castra logs.*\[vm:devbox:metadata\]/);
+  assert.match(io.stderr(), /Permission denied \(publickey\)/);
+});
+
+test("a guest still booting: castra says it is booting instead of ssh's raw reset (69)", async () => {
+  await project(vmToml("devbox"));
+  await running("devbox", endpoint, { readyPattern: "login:" });
+  await fakeSsh(255, "kex_exchange_identification: read: Connection reset by peer\n");
+  const err = await fails({ vm: "devbox" });
+  assert.equal(err.exitCode, 69);
+  assert.equal(err.headline, "vm devbox is still booting: its SSH server does not answer yet");
+  assert.match(err.hint ?? "", /wait until `castra up` says the VM is ready/);
+  assert.match(io.stderr(), /^devbox is still booting/m);
+});
+
+test("a ready guest without an SSH server, with the real ssh against a port that closes at once (69)", async (t) => {
+  if (spawnSync("ssh", ["-V"]).error) return t.skip("no OpenSSH client here");
+  const server = createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  await project(vmToml("devbox"));
+  await running("devbox", { ...endpoint, port });
+  io = captureIO({ cwd: dir, env: { PATH: process.env.PATH } });
+  const err = await fails({ vm: "devbox", command: ["true"] });
+  assert.equal(err.exitCode, 69);
+  assert.equal(err.headline, "vm devbox has no SSH server answering on its port 22");
+  assert.match(err.detail ?? "", new RegExp(`QEMU accepted the connection on 127\\.0\\.0\\.1:${port}`));
+  assert.match(err.hint ?? "", /castra logs.*ssh = false/);
 });

@@ -1,0 +1,80 @@
+import { join } from "node:path";
+import type { Project, VmConfig } from "../config/model.js";
+import { InputMissingError, UnavailableError, UsageError } from "../errors.js";
+import { exists } from "../host/files.js";
+import type { SshTarget } from "../ssh/client.js";
+import { sshDir } from "../ssh/keys.js";
+import { hostKeyAlias, knownHostsPath } from "../ssh/known-hosts.js";
+import { type VmStatus, vmStatus } from "../vm/state.js";
+
+/** The VM `castra ssh` and `castra ssh-config` reach: named, or the project's only one. */
+export function chooseVm(project: Project, name: string | undefined, command: string): VmConfig {
+  const names = project.vms.map((vm) => vm.name).join(", ");
+  if (name === undefined) {
+    const [only, ...others] = project.vms;
+    if (only && others.length === 0) return only;
+    throw new UsageError("Which VM? This project has several", {
+      detail: `VMs: ${names}`,
+      hint: `name one: castra ${command} ${project.vms[0]?.name ?? "VM"}`,
+    });
+  }
+  const vm = project.vms.find((v) => v.name === name);
+  if (vm) return vm;
+  throw new UsageError(`No VM named ${JSON.stringify(name)} in this project`, {
+    detail:
+      command === "ssh"
+        ? `VMs: ${names}. To run a command on the only VM, put it after --: castra ssh -- ${name}`
+        : `VMs: ${names}.`,
+    hint: `name one of them: castra ${command} ${project.vms[0]?.name ?? "VM"}`,
+  });
+}
+
+/** A running VM's login: where its SSH forward listens and with which key, user and known_hosts. */
+export interface RunningSsh {
+  target: SshTarget;
+  status: VmStatus;
+}
+
+/** Fails (69) unless `vm` runs with an SSH forward, (66) unless the project key exists. */
+export async function runningSshTarget(project: Project, vm: VmConfig): Promise<RunningSsh> {
+  const status = await vmStatus(project, vm);
+  if (status.state !== "running" && status.state !== "starting") {
+    const what = status.state === "error" ? "stopped unexpectedly" : status.state.replace("_", " ");
+    throw new UnavailableError(`vm ${vm.name} is not running (${what})`, {
+      hint:
+        status.state === "shutting_down"
+          ? "wait for `castra down` to finish, then run `castra up`"
+          : "start it with `castra up`",
+    });
+  }
+  const endpoint = status.record?.ssh;
+  if (!endpoint) {
+    throw new UnavailableError(`vm ${vm.name} has no SSH forward`, {
+      detail:
+        vm.ssh === false
+          ? "castra.toml sets ssh = false for this VM."
+          : "It was started without one (by an older castra, or before ssh was enabled).",
+      hint:
+        vm.ssh === false
+          ? `remove ssh = false from vm ${vm.name} in castra.toml, then \`castra down\` and \`castra up\``
+          : "run `castra down`, then `castra up`",
+    });
+  }
+  const keyPath = join(sshDir(project.stateDir), "id_ed25519");
+  if (!(await exists(keyPath))) {
+    throw new InputMissingError(`The project's SSH key ${keyPath} is missing`, {
+      detail: `vm ${vm.name} was given the key castra created at \`castra up\`; without it nobody can log in.`,
+      hint: "run `castra down`, then `castra up`: it creates a new key and hands it to the guest",
+    });
+  }
+  const target: SshTarget = {
+    keyPath,
+    knownHostsPath: knownHostsPath(project.stateDir),
+    hostKeyAlias: hostKeyAlias(project.name, vm.name),
+    // castra.toml's ssh_user applies at once; otherwise the user `up` settled (e.g. the image profile's).
+    user: vm.sshUser ?? endpoint.user,
+    port: endpoint.port,
+    host: endpoint.host,
+  };
+  return { target, status };
+}
