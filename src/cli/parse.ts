@@ -223,7 +223,8 @@ function assignOperands(spec: CommandSpec, operands: string[], options: Record<s
 function chosen(arg: ArgumentSpec, text: string, path: string): string {
   if (arg.kind !== "operand" || !arg.choices || arg.choices.includes(text)) return text;
   const name = arg.name.replace(/[<>[\]]/g, "");
-  throw usage(`argument '${name}' must be ${arg.choices.join(", ")}, not '${text}'`, path);
+  const choices = `${arg.choices.slice(0, -1).join(", ")} or ${arg.choices.at(-1)}`;
+  throw usage(`argument '${name}' must be ${choices}, not '${text}'`, path);
 }
 
 function unknownCommand(token: string, path: string, candidates: CommandSpec[]): UsageError {

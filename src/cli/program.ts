@@ -39,11 +39,13 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   imagesList: async () => (await import("./commands/images.js")).runImagesList,
   imagesVerify: async () => (await import("./commands/images.js")).runImagesVerify,
   imagesPrune: async () => (await import("./commands/images.js")).runImagesPrune,
+  completion: async () => (await import("./commands/completion.js")).runCompletion,
   broker: async () => (await import("./commands/broker.js")).runBroker,
   metadata: async () => {
     const { runMetadataResponder } = await import("../metadata/command.js");
     return (opts) => runMetadataResponder(opts.config);
   },
+  complete: async () => (await import("./completion/complete.js")).runComplete,
 };
 
 /** Loads the chosen command's module and runs it; resolves to its exit code. */

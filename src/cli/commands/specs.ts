@@ -11,6 +11,7 @@ import {
   parsePort,
   parseSeconds,
   parseSecondsOrZero,
+  requiredChoice,
   requiredOperand,
   requiredValue,
   value,
@@ -254,6 +255,39 @@ export type PruneOptions = OptionsOf<typeof imagesPrune>;
 /** `--cache` of list and verify: the per-user download cache instead of the project's images. */
 export type CacheOptions = OptionsOf<typeof imagesList> & OptionsOf<typeof imagesVerify>;
 
+/** The shells `castra completion` writes a script for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+export type Shell = (typeof SHELLS)[number];
+
+export const completion = command({
+  name: "completion",
+  description: "print the shell completion script for bash, zsh or fish",
+  args: { shell: requiredChoice("<shell>", "bash, zsh or fish", SHELLS) },
+  examples: [
+    "source <(castra completion bash)                  (add the line to ~/.bashrc to keep it)",
+    "castra completion zsh > ~/.zfunc/_castra          (with fpath+=(~/.zfunc) before compinit)",
+    "castra completion fish > ~/.config/fish/completions/castra.fish",
+  ],
+});
+export type CompletionOptions = OptionsOf<typeof completion>;
+
+/** The completion scripts run this at every Tab: candidates for the last word. Hidden; never fails. */
+export const complete = command({
+  name: "__complete",
+  description: "print completion candidates for the words of a castra command line",
+  hidden: true,
+  // The line being completed is data: its flags are not this command's.
+  flagsBeforeOperands: true,
+  args: {
+    shell: requiredChoice("<shell>", "bash, zsh or fish: how to format the answer", SHELLS),
+    words: operands(
+      "[words...]",
+      "after --: the words after `castra`, the last being the one under the cursor",
+    ),
+  },
+});
+export type CompleteOptions = OptionsOf<typeof complete>;
+
 /** Started detached by `castra up` when castra.toml has a [broker] table; not for people. */
 export const broker = command({
   name: "broker",
@@ -301,7 +335,9 @@ export const COMMANDS = {
   imagesList,
   imagesVerify,
   imagesPrune,
+  completion,
   broker,
   metadata,
+  complete,
 };
 export type CommandId = keyof typeof COMMANDS;
