@@ -2,6 +2,8 @@
 export const ExitCode = {
   ok: 0,
   vmError: 1,
+  /** `doctor`: at least one check failed. */
+  checkFailed: 1,
   usage: 64,
   dataErr: 65,
   noInput: 66,

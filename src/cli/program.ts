@@ -39,6 +39,7 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   imagesList: async () => (await import("./commands/images.js")).runImagesList,
   imagesVerify: async () => (await import("./commands/images.js")).runImagesVerify,
   imagesPrune: async () => (await import("./commands/images.js")).runImagesPrune,
+  doctor: async () => (await import("./commands/doctor.js")).runDoctor,
   completion: async () => (await import("./commands/completion.js")).runCompletion,
   broker: async () => (await import("./commands/broker.js")).runBroker,
   metadata: async () => {

@@ -46,6 +46,13 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** `path` itself if it exists, else its nearest existing parent: where a directory would be created. */
+export async function existingAncestor(path: string): Promise<string> {
+  let current = path;
+  while (!(await exists(current)) && dirname(current) !== current) current = dirname(current);
+  return current;
+}
+
 /** Written atomically (temp file + rename) so a reader never sees half a record; mode 0600. */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;

@@ -35,16 +35,21 @@ export async function missingHostTools(env: NodeJS.ProcessEnv = process.env): Pr
   return [QEMU_SYSTEM, QEMU_IMG].filter((_, i) => !found[i]);
 }
 
+/** How to install QEMU (both tools), per platform. */
+export const QEMU_INSTALL: readonly [platform: string, command: string][] = [
+  ["Debian/Ubuntu", "sudo apt-get install qemu-system-x86 qemu-utils"],
+  ["Fedora", "sudo dnf install qemu-system-x86 qemu-img"],
+  ["macOS", "brew install qemu"],
+];
+
 export function toolMissingError(missing: string[]): ToolMissingError {
   const list = missing.join(" and ");
   return new ToolMissingError(`${list} ${missing.length > 1 ? "are" : "is"} not installed`, {
     detail: [
       `castra runs VMs with QEMU and needs ${list} on PATH. Install QEMU with:`,
-      "  Debian/Ubuntu: sudo apt-get install qemu-system-x86 qemu-utils",
-      "  Fedora:        sudo dnf install qemu-system-x86 qemu-img",
-      "  macOS:         brew install qemu",
+      ...QEMU_INSTALL.map(([platform, command]) => `  ${`${platform}:`.padEnd(14)} ${command}`),
     ].join("\n"),
-    hint: `install QEMU as shown above, check it with \`${QEMU_SYSTEM} --version\`, then run \`castra up\` again`,
+    hint: "install QEMU as shown above, check the host with `castra doctor`, then run `castra up` again",
   });
 }
 

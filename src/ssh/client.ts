@@ -80,13 +80,15 @@ export function sshConfigValue(path: string): string {
   return `"${path.replace(/[\\"]/g, "\\$&").replaceAll("%", "%%")}"`;
 }
 
+export const SSH_CLIENT_INSTALL =
+  "install the OpenSSH client: Debian/Ubuntu `sudo apt-get install openssh-client`, " +
+  "Fedora `sudo dnf install openssh-clients`; macOS ships it";
+
 /** An OpenSSH client tool (`ssh`, `ssh-keygen`) is missing; `why` says what castra needed it for. */
 export function sshToolMissingError(tool: string, why: string, cause?: unknown): ToolMissingError {
   return new ToolMissingError(`${tool} is not installed`, {
     detail: why,
-    hint:
-      "install the OpenSSH client: Debian/Ubuntu `sudo apt-get install openssh-client`, " +
-      "Fedora `sudo dnf install openssh-clients`; macOS ships it",
+    hint: SSH_CLIENT_INSTALL,
     cause,
   });
 }

@@ -38,7 +38,7 @@ export async function chooseAccelerator(
   if (await kvmUsable(kvmDevice)) return { accel: "kvm" };
   return {
     accel: "tcg",
-    warning: `KVM is not available (${kvmDevice} is not readable and writable): using TCG emulation, which is much slower`,
+    warning: `KVM is not available (${kvmDevice} is not readable and writable): using TCG emulation, which is much slower (\`castra doctor\` says why)`,
   };
 }
 

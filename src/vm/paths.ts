@@ -1,3 +1,4 @@
+import type { Stats } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
@@ -105,12 +106,16 @@ async function makePrivateDir(dir: string): Promise<void> {
   }
 }
 
+/** A real directory (not a link), owned by this user, closed to group and others. */
+export function isOwnedPrivateDir(info: Stats): boolean {
+  const uid = process.getuid?.();
+  return info.isDirectory() && (uid === undefined || info.uid === uid) && (info.mode & 0o077) === 0;
+}
+
 /** A shared /tmp lets anyone pre-create our directory: only one that is ours, private and real is used. */
 async function ensureOwnedPrivateDir(dir: string): Promise<void> {
   await makePrivateDir(dir);
-  const info = await lstat(dir);
-  const uid = process.getuid?.();
-  if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o077) !== 0) {
+  if (!isOwnedPrivateDir(await lstat(dir))) {
     throw new CannotCreateError(`Cannot use ${dir} for QMP sockets`, {
       detail: `${dir} must be a directory owned by you with mode 0700 (the project path is too long for a socket in .castra/run/).`,
       hint: `remove it (rm -r ${dir}) or set XDG_RUNTIME_DIR to a private directory, then run the command again`,

@@ -5,7 +5,7 @@ import type { PortForward, Project, VmConfig } from "../config/model.js";
 import { describeClaim, findPortConflicts } from "../config/ports.js";
 import { CastraError, ExitCode, type ExitCodeValue } from "../errors.js";
 import { formatBytes } from "../host/bytes.js";
-import { exists } from "../host/files.js";
+import { existingAncestor, exists } from "../host/files.js";
 import { findOnPath, type HostTools, QEMU_IMG, QEMU_SYSTEM, toolMissingError } from "../host/tools.js";
 import type { BaseImageLocation } from "./base-image.js";
 import { findPortHolder, probePort } from "./host-ports.js";
@@ -219,10 +219,4 @@ export async function readHostCapacity(): Promise<HostCapacity> {
     totalMemoryBytes: totalmem(),
     availableMemoryBytes: availableKb ? Number(availableKb) * 1024 : freemem(),
   };
-}
-
-async function existingAncestor(dir: string): Promise<string> {
-  let current = dir;
-  while (!(await exists(current)) && dirname(current) !== current) current = dirname(current);
-  return current;
 }

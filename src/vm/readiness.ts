@@ -90,6 +90,9 @@ async function notReadyError(vmName: string, record: VmRunRecord, timeoutMs: num
       lines.length > 0
         ? `Last lines of ${record.serialLog}:\n${lines.map((l) => `  ${l}`).join("\n")}`
         : `${record.serialLog} is empty: the guest printed nothing on its serial console (ttyS0).`,
-    hint: `it is still running: watch it with \`castra logs --follow\`, stop it with \`castra down\`, or wait longer with \`castra up --timeout ${Math.round((timeoutMs * 2) / 1000)}\``,
+    hint:
+      lines.length === 0 && record.accel === "kvm"
+        ? "a silent console under KVM often means this host's KVM hangs guests: `castra doctor` checks it; `castra down`, then `castra up --accel tcg`"
+        : `it is still running: watch it with \`castra logs --follow\`, stop it with \`castra down\`, or wait longer with \`castra up --timeout ${Math.round((timeoutMs * 2) / 1000)}\``,
   });
 }

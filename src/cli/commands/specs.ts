@@ -255,6 +255,13 @@ export type PruneOptions = OptionsOf<typeof imagesPrune>;
 /** `--cache` of list and verify: the per-user download cache instead of the project's images. */
 export type CacheOptions = OptionsOf<typeof imagesList> & OptionsOf<typeof imagesVerify>;
 
+export const doctor = command({
+  name: "doctor",
+  description: "check this host for what castra needs: Node, QEMU, KVM, ssh, disk space, cache, proxies",
+  options: { json: flag("--json", "print a JSON document instead of the lines") },
+});
+export type DoctorOptions = OptionsOf<typeof doctor>;
+
 /** The shells `castra completion` writes a script for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -335,6 +342,7 @@ export const COMMANDS = {
   imagesList,
   imagesVerify,
   imagesPrune,
+  doctor,
   completion,
   broker,
   metadata,
