@@ -22,10 +22,11 @@ PACKAGES=(
   openssh-client  # ssh and ssh-keygen: logging into the SSH-mode guest
   xz-utils        # decompresses .ko.xz kernel modules at build time
   zstd            # decompresses .ko.zst kernel modules at build time
+  xfsprogs        # mkfs.xfs: the download cache's reflink test needs a filesystem with reflinks
 )
 
 # Commands that prove each package is there, for hosts without dpkg.
-COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear doas modinfo ssh xz zstd)
+COMMANDS=(qemu-system-x86_64 qemu-img busybox cpio mkfs.ext4 sfdisk mkfs.fat mcopy syslinux dropbear doas modinfo ssh xz zstd mkfs.xfs)
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   missing=()
