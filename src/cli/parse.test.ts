@@ -71,7 +71,6 @@ test("ssh: every word after the VM is the remote command, flags and -- included;
   const forwarded = await parse(["ssh", "-o", "LocalForward 8080 localhost:80", "--ssh-option=A=b", "web"]);
   assert.deepEqual(forwarded.options, {
     vm: "web",
-    command: [],
     sshOption: ["LocalForward 8080 localhost:80", "A=b"],
     commandOnly: false,
   });
@@ -104,7 +103,7 @@ test("VM names are operands of up, down, status, logs, suspend and destroy", asy
     vm: "web",
     name: "before",
   });
-  assert.match(await usageError(["snapshot", "save"]), /missing required argument 'name'/);
+  assert.match(await usageError(["snapshot", "save"]), /missing required argument 'snapshot'/);
 });
 
 test("bad values and unknown names are usage errors naming what is wrong", async () => {

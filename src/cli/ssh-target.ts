@@ -1,33 +1,11 @@
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
-import { InputMissingError, UnavailableError, UsageError } from "../errors.js";
+import { InputMissingError, UnavailableError } from "../errors.js";
 import { exists } from "../host/files.js";
 import type { SshTarget } from "../ssh/client.js";
 import { sshDir } from "../ssh/keys.js";
 import { hostKeyAlias, knownHostsPath } from "../ssh/known-hosts.js";
 import { type VmStatus, vmStatus } from "../vm/state.js";
-
-/** The VM `castra ssh` and `castra ssh-config` reach: named, or the project's only one. */
-export function chooseVm(project: Project, name: string | undefined, command: string): VmConfig {
-  const names = project.vms.map((vm) => vm.name).join(", ");
-  if (name === undefined) {
-    const [only, ...others] = project.vms;
-    if (only && others.length === 0) return only;
-    throw new UsageError("Which VM? This project has several", {
-      detail: `VMs: ${names}`,
-      hint: `name one: castra ${command} ${project.vms[0]?.name ?? "VM"}`,
-    });
-  }
-  const vm = project.vms.find((v) => v.name === name);
-  if (vm) return vm;
-  throw new UsageError(`No VM named ${JSON.stringify(name)} in this project`, {
-    detail:
-      command === "ssh"
-        ? `VMs: ${names}. To run a command on the only VM, put it after --: castra ssh -- ${name}`
-        : `VMs: ${names}.`,
-    hint: `name one of them: castra ${command} ${project.vms[0]?.name ?? "VM"}`,
-  });
-}
 
 /** A running VM's login: where its SSH forward listens and with which key, user and known_hosts. */
 export interface RunningSsh {

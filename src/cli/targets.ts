@@ -13,14 +13,23 @@ export function selectVms(
   return project.vms.filter((vm) => names.includes(vm.name));
 }
 
-/** The one VM a command works on: the one named, else the project's only VM. */
-export function oneVm(project: Project, name: string | undefined, command: string): VmConfig {
+/**
+ * The one VM a command works on: the one named, else the project's only VM. `naming` is how the command
+ * takes a VM's name (`--vm web`, or `web` as its operand), for the hint.
+ */
+export function oneVm(
+  project: Project,
+  name: string | undefined,
+  command: string,
+  naming: "--vm" | "operand" = "--vm",
+): VmConfig {
   if (name !== undefined) return findVm(project, name, command);
   const [only, ...others] = project.vms;
   if (only && others.length === 0) return only;
+  const flag = naming === "--vm" ? "--vm " : "";
   throw new UsageError("Which VM? This project has several", {
     detail: `VMs: ${known(project)}`,
-    hint: `name one: castra ${command} --vm ${project.vms[0]?.name ?? "VM"}`,
+    hint: `name one: castra ${command} ${flag}${project.vms[0]?.name ?? "VM"}`,
   });
 }
 

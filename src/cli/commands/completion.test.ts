@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import { byoToml, castraInProcess, tempProject } from "../../../test/support/in-process.js";
 
@@ -49,6 +52,22 @@ test("the project's VM names where a command takes a VM, also with -c naming ano
   } finally {
     await other.remove();
   }
+});
+
+test("VM targets of up, status and the rest; a VM's snapshots after snapshot restore --vm", async (t) => {
+  assert.deepEqual(await complete(["up", "web", ""]), ["web", "db"]);
+  assert.deepEqual(await complete(["status", "d"]), ["db"]);
+  assert.deepEqual(await complete(["snapshot", "save", "--vm", ""]), ["web", "db"]);
+  if (spawnSync("qemu-img", ["--version"]).error) return t.skip("qemu-img is not installed");
+  const overlay = join(project.dir, ".castra", "web-overlay.qcow2");
+  await mkdir(join(project.dir, ".castra"), { recursive: true });
+  for (const args of [
+    ["create", "-q", "-f", "qcow2", overlay, "16M"],
+    ["snapshot", "-c", "before-upgrade", overlay],
+  ])
+    assert.equal(spawnSync("qemu-img", args).status, 0);
+  assert.deepEqual(await complete(["snapshot", "restore", "--vm", "web", "b"]), ["before-upgrade"]);
+  assert.deepEqual(await complete(["snapshot", "restore", ""]), [], "two VMs and no --vm: whose snapshots?");
 });
 
 test("flags with descriptions for zsh and fish, choices of a flag's value, files for a path", async () => {

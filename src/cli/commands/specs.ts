@@ -168,9 +168,9 @@ export const destroy = command({
 });
 export type DestroyOptions = OptionsOf<typeof destroy>;
 
-const vmOption = { vm: value("--vm <name>", "the VM (default: the project's only VM)") };
+const vmOption = { vm: value("--vm <vm>", "the VM (default: the project's only VM)") };
 const snapshotName = {
-  name: requiredOperand("<name>", "the snapshot's name: letters, digits, `.`, `_`, `-`"),
+  name: requiredOperand("<snapshot>", "the snapshot's name: letters, digits, `.`, `_`, `-`"),
 };
 
 /** Named snapshots of a VM: disk and, while it runs, memory (qcow2 internal snapshots). */

@@ -76,5 +76,5 @@ test("nothing running: exit 69 with the hint to start the VMs; a named stopped V
   assert.match(named.stderr, /error: vm db is not running \(stopped\)/);
   const unknown = await castraInProcess(["ssh-config", "nope"], { cwd: dir });
   assert.equal(unknown.code, 64);
-  assert.match(unknown.stderr, /No VM named "nope"[\s\S]*hint: name one of them: castra ssh-config web/);
+  assert.match(unknown.stderr, /No VM named "nope"[\s\S]*hint: name one of them, e.g. castra ssh-config web/);
 });

@@ -2,7 +2,8 @@ import { UnavailableError } from "../../errors.js";
 import { sshConfigBlock } from "../../ssh/client.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
-import { chooseVm, runningSshTarget } from "../ssh-target.js";
+import { runningSshTarget } from "../ssh-target.js";
+import { oneVm } from "../targets.js";
 import type { SshConfigOptions } from "./specs.js";
 
 /**
@@ -13,7 +14,7 @@ export async function runSshConfig(opts: SshConfigOptions, ctx: CommandContext):
   const { io } = ctx;
   const project = await resolveProject(ctx);
   if (opts.vm !== undefined || project.vms.length === 1) {
-    const { target } = await runningSshTarget(project, chooseVm(project, opts.vm, "ssh-config"));
+    const { target } = await runningSshTarget(project, oneVm(project, opts.vm, "ssh-config", "operand"));
     io.out.write(sshConfigBlock(target));
     return 0;
   }

@@ -10,7 +10,8 @@ import { sshOptionForm } from "../../ssh/options.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
-import { chooseVm, runningSshTarget } from "../ssh-target.js";
+import { runningSshTarget } from "../ssh-target.js";
+import { oneVm } from "../targets.js";
 import type { SshOptions } from "./specs.js";
 
 /** ssh's stderr is kept this long, to recognise a changed host key after it exits. */
@@ -28,7 +29,7 @@ export async function runSsh(opts: SshOptions, ctx: CommandContext): Promise<num
   const command =
     opts.commandOnly && opts.vm !== undefined ? [opts.vm, ...(opts.command ?? [])] : (opts.command ?? []);
   refuseSshFlagAsCommand(command);
-  const vm = chooseVm(project, named, "ssh");
+  const vm = oneVm(project, named, "ssh", "operand");
   const { target, status } = await runningSshTarget(project, vm);
   const ssh = await findOnPath("ssh", io.env.PATH);
   if (!ssh) throw sshToolMissingError("ssh", "`castra ssh` runs the system's OpenSSH client");

@@ -1,4 +1,7 @@
 import { loadOrDefaultProject } from "../../config/load.js";
+import type { Project } from "../../config/model.js";
+import { exists } from "../../host/files.js";
+import { findOnPath, QEMU_IMG } from "../../host/tools.js";
 import type { NameSource } from "./candidates.js";
 
 export interface ProjectLookup {
@@ -7,35 +10,55 @@ export interface ProjectLookup {
   /** `-c/--config` and `--skip-discovery` as typed on the line being completed. */
   configPath?: string;
   skipDiscovery: boolean;
+  /** `--vm NAME` on the line: whose snapshots to offer. */
+  vm?: string;
 }
 
 /**
- * The names a placeholder stands for, read at completion time: the project's VMs, the catalog's images.
- * A project that does not load (a broken castra.toml) offers nothing rather than an error in the prompt.
+ * The names a placeholder stands for, read at completion time: the project's VMs, the catalog's images, a
+ * VM's snapshots. What does not load (a broken castra.toml, no qemu-img) offers nothing rather than an
+ * error in the prompt.
  */
 export function namesFor(lookup: ProjectLookup): NameSource {
+  const project = () => loadOrDefaultProject(lookup);
+  const sources: Record<string, () => Promise<string[]>> = {
+    vm: async () => (await project()).vms.map((vm) => vm.name),
+    image: async () => {
+      const { imageName, loadCatalog } = await import("../../images/catalog.js");
+      return (await loadCatalog(lookup.env)).entries.map(imageName);
+    },
+    snapshot: async () => snapshotNames(await project(), lookup),
+  };
   return async (placeholder) => {
-    try {
-      if (placeholder === "vm" || placeholder === "vms") {
-        const project = await loadOrDefaultProject(lookup);
-        return project.vms.map((vm) => vm.name);
-      }
-      if (placeholder === "image") {
-        const { imageName, loadCatalog } = await import("../../images/catalog.js");
-        return (await loadCatalog(lookup.env)).entries.map(imageName);
-      }
-    } catch {}
-    return [];
+    const source = sources[placeholder === "vms" ? "vm" : placeholder];
+    return source ? source().catch(() => []) : [];
   };
 }
 
-/** `-c PATH`, `--config=PATH` and `--skip-discovery` among the words being completed. */
-export function projectFlagsIn(words: string[]): Pick<ProjectLookup, "configPath" | "skipDiscovery"> {
-  let configPath: string | undefined;
-  for (const [i, word] of words.entries()) {
-    if (word === "--") break;
-    if (word === "-c" || word === "--config") configPath = words[i + 1];
-    else if (word.startsWith("--config=")) configPath = word.slice("--config=".length);
-  }
-  return { configPath, skipDiscovery: words.includes("--skip-discovery") };
+/** The snapshots of the VM named by `--vm`, else of the project's only VM, as `qemu-img info` lists them. */
+async function snapshotNames(project: Project, lookup: ProjectLookup): Promise<string[]> {
+  const vm = lookup.vm ? project.vms.find((v) => v.name === lookup.vm) : project.vms[0];
+  if (!vm || (!lookup.vm && project.vms.length > 1) || !(await exists(vm.overlay))) return [];
+  const qemuImg = await findOnPath(QEMU_IMG, lookup.env.PATH);
+  if (!qemuImg) return [];
+  const { listSnapshots } = await import("../../vm/snapshots.js");
+  return (await listSnapshots(qemuImg, vm.overlay)).map((s) => s.name);
+}
+
+/** `-c PATH`, `--config=PATH`, `--skip-discovery` and `--vm NAME` among the words being completed. */
+export function projectFlagsIn(words: string[]): Pick<ProjectLookup, "configPath" | "skipDiscovery" | "vm"> {
+  const flagValue = (short: string | undefined, long: string): string | undefined => {
+    let found: string | undefined;
+    for (const [i, word] of words.entries()) {
+      if (word === "--") break;
+      if (word === long || word === short) found = words[i + 1];
+      else if (word.startsWith(`${long}=`)) found = word.slice(long.length + 1);
+    }
+    return found;
+  };
+  return {
+    configPath: flagValue("-c", "--config"),
+    skipDiscovery: words.includes("--skip-discovery"),
+    vm: flagValue(undefined, "--vm"),
+  };
 }
