@@ -1,27 +1,32 @@
-import { redactUrlCredentials } from "../host/redact.js";
-import { type DoctorCheck, ok, warn } from "./check.js";
+import { CastraError } from "../errors.js";
+import { parseProxy } from "../images/proxy-env.js";
+import { type DoctorCheck, fail, ok } from "./check.js";
 
-/** The proxy variables downloads read, in the order the usual precedence checks them. */
-const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+/** The variables downloads read (README, "Proxies"); for each scheme the lower-case form wins. */
+const PROXY_VARIABLES = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"];
+const NO_PROXY_VARIABLES = ["no_proxy", "NO_PROXY"];
 
-/** What castra's downloads would see: each proxy variable set, passwords redacted. */
+/**
+ * What castra's downloads would see: each proxy variable set, shown as castra shows it (passwords `***`);
+ * one castra would refuse (not an http:// URL) fails every download, so it is a problem.
+ */
 export function checkProxies(env: NodeJS.ProcessEnv): DoctorCheck {
-  const set = PROXY_VARIABLES.filter((name) => env[name]?.trim());
-  if (set.length === 0) return ok("proxy", "no proxy variables set: downloads connect directly");
-  const shown = set.map((name) => `${name}=${redactUrlCredentials(env[name]?.trim() ?? "")}`);
-  const bad = set.filter((name) => !name.toLowerCase().startsWith("no_") && !isUrl(env[name]?.trim() ?? ""));
-  if (bad.length === 0) return ok("proxy", shown.join(", "));
-  return warn(
-    "proxy",
-    `${shown.join(", ")}: ${bad.join(", ")} ${bad.length > 1 ? "are not URLs" : "is not a URL"}`,
-    `write it as a URL, e.g. ${bad[0]}=http://proxy.example:3128`,
-  );
-}
-
-function isUrl(text: string): boolean {
-  try {
-    return ["http:", "https:"].includes(new URL(text).protocol);
-  } catch {
-    return false;
+  const shown: string[] = [];
+  const refused: CastraError[] = [];
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    try {
+      shown.push(`${name}=${parseProxy(name, value).shown}`);
+    } catch (err) {
+      if (!(err instanceof CastraError)) throw err;
+      refused.push(err);
+      shown.push(err.detail ?? name);
+    }
   }
+  for (const name of NO_PROXY_VARIABLES) if (env[name]?.trim()) shown.push(`${name}=${env[name]?.trim()}`);
+  if (shown.length === 0) return ok("proxy", "no proxy variables set: downloads connect directly");
+  const [first] = refused;
+  if (!first) return ok("proxy", shown.join(", "));
+  return fail("proxy", `${shown.join(", ")}: ${first.headline}`, first.hint ?? "unset it");
 }

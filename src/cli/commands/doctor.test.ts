@@ -74,6 +74,13 @@ test("--json: the same checks; proxy passwords are never shown", async () => {
     "HTTPS_PROXY=http://ann:***@proxy.example:3128, no_proxy=localhost,.internal",
   );
   assert.doesNotMatch(result.stdout + result.stderr, /s3cret/);
+  const socks = (await report({ https_proxy: "socks5://ann:s3cret@proxy.example:1080" })).check("proxy");
+  assert.equal(socks.status, "fail");
+  assert.match(
+    socks.summary,
+    /^https_proxy=socks5:\/\/ann:\*\*\*@proxy\.example:1080: https_proxy is not a usable proxy/,
+  );
+  assert.match(socks.fix ?? "", /set https_proxy=http:\/\/HOST:PORT/);
   assert.equal(check("sockets").status, "ok");
   assert.equal(check("project-disk").status, "ok");
 });
