@@ -78,6 +78,16 @@ test("ssh: every word after the VM is the remote command, flags and -- included;
   assert.match(await usageError(["ssh-config", "web", "db"]), /too many arguments for 'ssh-config'/);
 });
 
+test("doctor and completion: their flags and operands; __complete takes the completed line verbatim", async () => {
+  assert.deepEqual((await parse(["doctor", "--json"])).options, { json: true });
+  assert.deepEqual((await parse(["completion", "zsh"])).options, { shell: "zsh" });
+  assert.match(await usageError(["completion", "tcsh"]), /argument 'shell' must be bash, zsh or fish/);
+  assert.deepEqual((await parse(["__complete", "bash", "--", "--", "ssh", "-o", ""])).options, {
+    shell: "bash",
+    words: ["--", "ssh", "-o", ""],
+  });
+});
+
 test("nested commands: images alone, images pull ID --offline, prune's counts and short flags", async () => {
   assert.equal((await parse(["images"]))?.id, "images");
   assert.deepEqual(await parse(["images", "pull", "alpine-minimal@v1", "--offline"]), {
