@@ -30,8 +30,10 @@ test("a clean clone: setup.sh puts castra on PATH for a new login shell anywhere
   const { stdout: sha } = await sh("git", ["rev-parse", "--short", "HEAD"], { cwd: clone });
   const { stdout: npmCache } = await sh("npm", ["config", "get", "cache"], { cwd: root });
   // A user whose npm prefix (~/.local) is not on any PATH yet; npm's packages come from the warm cache.
+  // Without the npm_* variables `npm test` sets: its npm_config_prefix would send the link to npm's own prefix.
+  const shellEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
   const env = {
-    ...process.env,
+    ...shellEnv,
     HOME: home,
     SHELL: "/bin/bash",
     NPM_CONFIG_PREFIX: join(home, ".local"),
