@@ -1,10 +1,8 @@
-import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { InputMissingError, UnavailableError } from "../errors.js";
 import { exists } from "../host/files.js";
 import type { SshTarget } from "../ssh/client.js";
-import { sshDir } from "../ssh/keys.js";
-import { hostKeyAlias, knownHostsPath } from "../ssh/known-hosts.js";
+import { projectSshTarget } from "../ssh/target.js";
 import { type VmStatus, vmStatus } from "../vm/state.js";
 
 /** A running VM's login: where its SSH forward listens and with which key, user and known_hosts. */
@@ -38,21 +36,12 @@ export async function runningSshTarget(project: Project, vm: VmConfig): Promise<
           : "run `castra down`, then `castra up`",
     });
   }
-  const keyPath = join(sshDir(project.stateDir), "id_ed25519");
-  if (!(await exists(keyPath))) {
-    throw new InputMissingError(`The project's SSH key ${keyPath} is missing`, {
+  const target = projectSshTarget(project, vm, endpoint);
+  if (!(await exists(target.keyPath))) {
+    throw new InputMissingError(`The project's SSH key ${target.keyPath} is missing`, {
       detail: `vm ${vm.name} was given the key castra created at \`castra up\`; without it nobody can log in.`,
       hint: "run `castra down`, then `castra up`: it creates a new key and hands it to the guest",
     });
   }
-  const target: SshTarget = {
-    keyPath,
-    knownHostsPath: knownHostsPath(project.stateDir),
-    hostKeyAlias: hostKeyAlias(project.name, vm.name),
-    // castra.toml's ssh_user applies at once; otherwise the user `up` settled (e.g. the image profile's).
-    user: vm.sshUser ?? endpoint.user,
-    port: endpoint.port,
-    host: endpoint.host,
-  };
   return { target, status };
 }

@@ -1,12 +1,11 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { InterruptedError, LaunchError } from "../errors.js";
 import { sleep } from "../host/process.js";
 import { findOnPath } from "../host/tools.js";
 import { buildSshArgs } from "../ssh/client.js";
-import { sshDir } from "../ssh/keys.js";
-import { hostKeyAlias, hostKeyMismatchError, knownHostsPath } from "../ssh/known-hosts.js";
+import { hostKeyMismatchError } from "../ssh/known-hosts.js";
+import { projectSshTarget } from "../ssh/target.js";
 import type { VmRunRecord } from "./state.js";
 
 /** Between two logins that failed: a guest's SSH server comes up seconds after its login prompt under TCG. */
@@ -29,20 +28,9 @@ export async function waitForSsh(
   const ssh = await findOnPath("ssh");
   if (!endpoint) return { by: "unchecked", reason: "it has no SSH forward" };
   if (!ssh) return { by: "unchecked", reason: "no ssh client is installed" };
-  const where = {
-    alias: hostKeyAlias(project.name, vm.name),
-    knownHostsPath: knownHostsPath(project.stateDir),
-    vmName: vm.name,
-  };
-  const args = buildSshArgs({
-    keyPath: join(sshDir(project.stateDir), "id_ed25519"),
-    knownHostsPath: where.knownHostsPath,
-    hostKeyAlias: where.alias,
-    user: endpoint.user,
-    port: endpoint.port,
-    host: endpoint.host,
-    command: ["true"],
-  });
+  const target = projectSshTarget(project, vm, endpoint);
+  const where = { alias: target.hostKeyAlias, knownHostsPath: target.knownHostsPath, vmName: vm.name };
+  const args = buildSshArgs({ ...target, command: ["true"] });
   const started = Date.parse(record.startedAt) || Date.now();
   const deadline = Date.now() + options.timeoutMs;
   let lastError = "";
