@@ -67,7 +67,6 @@ export async function changeVmSnapshot(
 
 /** `castra snapshot list`: the VM's snapshots, oldest first. */
 export async function listVmSnapshots(
-  project: Project,
   host: VmHost,
   vm: VmConfig,
   env: NodeJS.ProcessEnv,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -192,4 +193,19 @@ test("a custom subnet gets no guestfwd and no responder config", async () => {
   assert.equal(network.guestfwd, undefined);
   assert.equal(network.subnet, "10.0.2.0/24");
   await assert.rejects(stat(paths.metadataConfig));
+});
+
+test("a VM keeps its automatic SSH port across restarts while the port is free, else gets another", async () => {
+  const p = await project('[[vms]]\nname = "box"\nbase_image = "b.qcow2"\n');
+  const first = (await prepare(p)).ssh?.port;
+  assert.ok(first);
+  assert.equal((await prepare(p)).ssh?.port, first, "the same port the second time");
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(first, "127.0.0.1", resolve));
+  try {
+    const other = (await prepare(p)).ssh?.port;
+    assert.ok(other && other !== first, "a port someone else holds is not reused");
+  } finally {
+    await new Promise((resolve) => busy.close(resolve));
+  }
 });

@@ -207,6 +207,7 @@ export async function prepareGuestNetwork(
   const port = keep ? preferred : await pickFreePort(DEFAULT_HOST_ADDRESS, input.takenPorts);
   input.takenPorts.add(port);
   network.sshForward = { host: port, guest: 22, protocol: "tcp", hostAddress: DEFAULT_HOST_ADDRESS };
+  await writeFile(input.paths.sshPort, `${port}\n`, { mode: 0o600 }).catch(() => {});
   return {
     network,
     ssh: { host: DEFAULT_HOST_ADDRESS, port, user: access.sshUser, automatic: true, keyServed },

@@ -48,7 +48,7 @@ export const runSnapshotDelete = snapshotCommand("delete");
 export async function runSnapshotList(opts: SnapshotListOptions, ctx: CommandContext): Promise<number> {
   const project = await resolveProject(ctx);
   const vm = oneVm(project, opts.vm, "snapshot list");
-  const snapshots = await listVmSnapshots(project, await vmHostOf(ctx), vm, ctx.io.env);
+  const snapshots = await listVmSnapshots(await vmHostOf(ctx), vm, ctx.io.env);
   if (snapshots.length === 0) {
     ctx.io.info(`${vm.name} has no snapshots. \`castra snapshot save --vm ${vm.name} NAME\` takes one.`);
     return 0;
