@@ -296,6 +296,21 @@ test("after down and up on the same overlay the host key is unchanged; a guest w
     assert.equal(r.http, "404", `castra, not the host, answers ${r.path}: ${JSON.stringify(r)}`);
 });
 
+test("castra ssh while the guest still boots waits for its SSH server instead of failing", {
+  skip,
+}, async () => {
+  assert.equal((await castra(["down"])).code, 0);
+  assert.equal((await castra(["up", "--no-wait", "devbox"])).code, 0);
+  // Still `starting`: the guest has its network, its SSH server may or may not be up yet.
+  for (let i = 0; i < 600 && !/castra-test-guest: ip=/.test(await serial("devbox").catch(() => "")); i++)
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  const early = await castra(["ssh", "devbox", "echo", "hello"]);
+  assert.equal(early.code, 0, early.stderr);
+  assert.equal(early.stdout, "hello\n");
+  assert.match(early.stderr, /devbox is still booting: waiting up to 60 s for its SSH server…/);
+  assert.equal((await castra(["down"])).code, 0);
+});
+
 test("a recreated overlay brings a new host key: up and ssh refuse with the ssh-keygen -R hint, which fixes it", {
   skip,
 }, async () => {

@@ -1,12 +1,15 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { StringDecoder } from "node:string_decoder";
+import type { Project, VmConfig } from "../../config/model.js";
 import { LaunchError, UsageError } from "../../errors.js";
 import { findOnPath } from "../../host/tools.js";
 import { buildSshArgs, sshToolMissingError } from "../../ssh/client.js";
 import { classifySshFailure, sshFailureError } from "../../ssh/failure.js";
 import { hostKeyMismatchError } from "../../ssh/known-hosts.js";
 import { sshOptionForm } from "../../ssh/options.js";
+import { waitForSsh } from "../../vm/ssh-ready.js";
+import type { VmRunRecord } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { resolveProject } from "../project.js";
@@ -34,7 +37,8 @@ export async function runSsh(opts: SshOptions, ctx: CommandContext): Promise<num
   const ssh = await findOnPath("ssh", io.env.PATH);
   if (!ssh) throw sshToolMissingError("ssh", "`castra ssh` runs the system's OpenSSH client");
   const booting = status.state === "starting";
-  if (booting) io.info(`${vm.name} is still booting: its SSH server may not answer yet`);
+  if (booting && status.record?.ssh?.keyServed) await waitWhileBooting(project, vm, status.record, ctx);
+  else if (booting) io.info(`${vm.name} is still booting: its SSH server may not answer yet`);
   const { code, stderr } = await runClient(ssh, buildSshArgs({ ...target, command }, opts.sshOption), io);
   // 255 is ssh's own failure (a remote command's own 255 prints none of what is recognised here).
   if (code !== 255) return code;
@@ -45,6 +49,19 @@ export async function runSsh(opts: SshOptions, ctx: CommandContext): Promise<num
   if (!failure) return code;
   const address = `${target.host ?? "127.0.0.1"}:${target.port}`;
   throw sshFailureError(failure, { vmName: vm.name, user: target.user, address, booting });
+}
+
+/** A login during boot waits a little for the SSH server, as `up` would have, instead of failing at once. */
+const BOOT_WAIT_MS = 60_000;
+
+async function waitWhileBooting(project: Project, vm: VmConfig, record: VmRunRecord, ctx: CommandContext) {
+  ctx.io.info(`${vm.name} is still booting: waiting up to ${BOOT_WAIT_MS / 1000} s for its SSH server…`);
+  try {
+    await waitForSsh(project, vm, record, { timeoutMs: BOOT_WAIT_MS, signal: ctx.signal });
+  } catch (err) {
+    // A changed host key or Ctrl-C is the answer; a server still silent is what ssh itself will say next.
+    if (!(err instanceof LaunchError)) throw err;
+  }
 }
 
 /** `castra ssh -- -L 8080:localhost:80` meant an ssh option: say where ssh's options go. */
