@@ -3,11 +3,14 @@ import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { catalogImageScenarios } from "./catalog-images.js";
 import { downloadTrustScenarios } from "./download-trust.js";
 import { downloadScenarios } from "./downloads.js";
 import { testGuest } from "./fixtures.js";
 import { fuzzScenarios } from "./fuzz.js";
 import { abortActiveScenario, type Row, runScenario, type Scenario } from "./harness.js";
+import { isolationScenarios } from "./isolation.js";
+import { plantedScenarios } from "./planted.js";
 import { secretScenarios } from "./secrets.js";
 import { securityScenarios } from "./security.js";
 import { stateScenarios } from "./state.js";
@@ -31,6 +34,9 @@ const all: Scenario[] = [
   ...stateScenarios,
   ...securityScenarios,
   ...secretScenarios,
+  ...catalogImageScenarios,
+  ...plantedScenarios,
+  ...isolationScenarios,
   ...fuzzScenarios,
 ];
 
@@ -64,8 +70,12 @@ async function main(): Promise<number> {
   return failed === 0 && rows.length > 0 ? 0 : 1;
 }
 
-/** Builds the CLI into a private directory, so another `npm run build` of dist/ cannot swap it mid-run. */
+/**
+ * Builds the CLI into a private directory, so another `npm run build` of dist/ cannot swap it mid-run.
+ * CASTRA_FAULTS_BIN=<castra.js> runs the matrix against that build instead (e.g. an older commit's).
+ */
 function buildPrivateCopy(): void {
+  if (process.env.CASTRA_FAULTS_BIN) return;
   const outdir = join(tmpdir(), `castra-faults-dist-${process.pid}`);
   execFileSync(process.execPath, ["scripts/build.mjs", "--outdir", outdir], {
     cwd: ROOT,
