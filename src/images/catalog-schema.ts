@@ -66,8 +66,25 @@ const profile = z.strictObject({
   initrd: z.optional(
     z.literal("initrd", { error: 'must be "initrd" (the artifact kind passed as -initrd)' }),
   ),
-  append: z.optional(z.string()),
-  machine: z.optional(z.string()),
+  // Both reach QEMU's argv: a machine type alone (`q35,initrd=/host/file` would be QEMU options), and a
+  // kernel command line on one printable line.
+  append: z.optional(
+    z
+      .string()
+      .check(
+        z.regex(/^[\x20-\x7e]{0,2048}$/, "must be printable ASCII on one line, at most 2048 characters"),
+      ),
+  ),
+  machine: z.optional(
+    z
+      .string()
+      .check(
+        z.regex(
+          /^[a-z0-9][a-z0-9._-]{0,63}$/,
+          "must be a QEMU machine type such as q35 or pc-q35-7.2, without options",
+        ),
+      ),
+  ),
   cpus: z.optional(z.int().check(z.positive())),
   memory: z.optional(memory),
   disk_interface: z.optional(

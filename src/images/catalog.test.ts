@@ -139,6 +139,18 @@ test("catalog override errors are 65 and name the file and the JSON path", async
       { images: [entry({ profile: { memory: "lots" } })] },
       /images\[0\]\.profile\.memory: "lots" is not a size/,
     ],
+    [
+      { images: [entry({ profile: { machine: "q35,initrd=/etc/shadow" } })] },
+      /images\[0\]\.profile\.machine: must be a QEMU machine type such as q35/,
+    ],
+    [
+      { images: [entry({ profile: { append: "console=ttyS0\ninit=/bin/sh" } })] },
+      /images\[0\]\.profile\.append: must be printable ASCII on one line/,
+    ],
+    [
+      { images: [entry({ profile: { disk_interface: "virtio,file=/etc/shadow" } })] },
+      /images\[0\]\.profile\.disk_interface: must be a QEMU drive interface/,
+    ],
     [{ images: [entry({}, { colour: "blue" })] }, /images\[0\]\.artifacts\[0\]: Unrecognized key: "colour"/],
     [{ imgs: [] }, /images: /],
     ["{ nope", /not valid JSON/],

@@ -1,8 +1,9 @@
 import { chmod, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError } from "../errors.js";
-import { imageName } from "./catalog.js";
+import { describeKind, imageName } from "./catalog.js";
 import type { Artifact, ArtifactKind, CatalogEntry } from "./catalog-schema.js";
+import { refuseReferences } from "./disk-references.js";
 import { type Fetched, type FetchOptions, fetchArtifact, requireLocalSources } from "./fetch-artifact.js";
 import {
   MANIFEST_FILE,
@@ -33,7 +34,9 @@ export async function materialise(
   await clearLeftovers(dir, entry, stale, state);
   if (options.offline) await requireLocalSources(dir, entry, stale, options.env, options.store?.store);
   // Checked before any byte is downloaded: a missing tool must not cost the user a 122 MiB download first.
-  const qemuImg = needsQemuImg(stale) ? await requireQemuImg(options.env, image) : undefined;
+  // A root disk always needs it: whatever its transforms, it is inspected before it is kept.
+  const inspectsDisk = stale.some((a) => a.kind === "root_disk");
+  const qemuImg = needsQemuImg(stale) || inspectsDisk ? await requireQemuImg(options.env, image) : undefined;
 
   const fetched: Fetched[] = [];
   for (const artifact of stale) fetched.push(await fetchArtifact(entry, artifact, dir, options));
@@ -42,13 +45,17 @@ export async function materialise(
   try {
     for (const f of fetched) {
       const about = { image, artifact: f.artifact.kind };
+      const label = `The ${describeKind(f.artifact.kind)} of ${image}`;
       const path = await applyTransforms(f.partial, f.artifact, {
         qemuImg,
         signal: options.signal,
         onStep: (step) => options.emit({ type: "transform", ...about, ...step }),
+        label,
       });
       const output = { fetched: f, path, sha256: f.artifact.sha256 };
       outputs.push(output);
+      // As QEMU will open it (format detected): one self-contained disk, or nothing is kept.
+      if (qemuImg && f.artifact.kind === "root_disk") await refuseReferences(qemuImg, path, label);
       // Only a file the transforms rewrote is hashed again; a plain download keeps its verified sha256.
       if (f.artifact.transforms.some((t) => t.type !== "rename")) output.sha256 = await sha256File(path);
     }

@@ -6,6 +6,7 @@ import { findOnPath, QEMU_IMG } from "../host/tools.js";
 import "../zod-messages.js";
 import { plainFileName } from "./catalog-names.js";
 import { convertImage, DISK_FORMATS, stripVhdFooter } from "./disk-conversion.js";
+import { refuseReferences } from "./disk-references.js";
 
 /** Where a step writes before the final rename: `*.partial`, the one suffix a failure may leave behind. */
 export function transformTempName(output: string): string {
@@ -20,6 +21,8 @@ interface StepInput {
   dir: string;
   qemuImg: string;
   signal?: AbortSignal;
+  /** "The root disk of alpine-minimal@v1": what errors call the file. */
+  label: string;
 }
 
 /** What a step leaves: the file for the next step, whether it is a new one (removed on failure), and what changed. */
@@ -66,6 +69,8 @@ export const TRANSFORMS = {
       output: plainFileName,
     }),
     async run(step, t) {
+      // Read as `from`, the download must not pull other files of this host into the conversion.
+      await refuseReferences(step.qemuImg, step.path, step.label, t.from);
       const out = join(step.dir, transformTempName(t.output));
       await convertImage(step.qemuImg, step.path, out, t.from, t.to, step.signal);
       return { path: out, created: true, from: t.from, to: t.to };
@@ -134,7 +139,12 @@ export async function requireQemuImg(env: NodeJS.ProcessEnv, image: string): Pro
 export async function applyTransforms(
   input: string,
   artifact: { transforms: readonly Transform[] },
-  options: { qemuImg?: string; signal?: AbortSignal; onStep?: (step: TransformStep) => void },
+  options: {
+    qemuImg?: string;
+    signal?: AbortSignal;
+    onStep?: (step: TransformStep) => void;
+    label?: string;
+  },
 ): Promise<string> {
   let current: StepInput = {
     path: input,
@@ -142,6 +152,7 @@ export async function applyTransforms(
     dir: dirname(input),
     qemuImg: options.qemuImg ?? QEMU_IMG,
     signal: options.signal,
+    label: options.label ?? `The download ${basename(input)}`,
   };
   const created: string[] = [];
   try {

@@ -2,6 +2,7 @@ import { startBroker, stopBroker } from "../broker/process.js";
 import { brokerStatus } from "../broker/state.js";
 import { exists } from "../host/files.js";
 import { requireHostTools } from "../host/tools.js";
+import { refuseReferences } from "../images/disk-references.js";
 import { chooseAccelerator } from "../vm/accel.js";
 import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
@@ -39,6 +40,13 @@ export const realVmHost: VmHost = {
   preflight,
   settleGuestAccess,
   async prepareDisk(qemuImg, vm, location) {
+    // A catalog disk is checked again as it is about to back the guest: a cache copied in by hand too.
+    if (vm.source.kind === "managed")
+      await refuseReferences(
+        qemuImg,
+        location.path,
+        `The root disk of ${vm.source.name}@${vm.source.version}`,
+      );
     const base = await inspectBaseImage(qemuImg, location);
     return { base, overlay: await ensureOverlay(qemuImg, vm.overlay, base, vm.name) };
   },
