@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,13 @@ const target: SshTarget = {
 };
 
 test("the argv logs in with the project key and known_hosts, at 127.0.0.1, command after the destination", () => {
-  assert.deepEqual(buildSshArgs({ ...target, command: ["echo", "hello"] }), [
+  assert.deepEqual(buildSshArgs({ ...target, command: ["echo", "hello"] }, [], {}), [
+    "-F",
+    "none",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    "ForwardX11=no",
     "-o",
     'IdentityFile="/p/.castra/ssh/id_ed25519"',
     "-o",
@@ -53,6 +59,23 @@ test("the argv logs in with the project key and known_hosts, at 127.0.0.1, comma
     "hello",
   ]);
   assert.deepEqual(buildSshArgs(target).slice(-2), ["--", "alpine@127.0.0.1"]);
+});
+
+test("CASTRA_SSH_CONFIG names the ssh_config to read instead of none; the agent stays home either way", async () => {
+  const own = join(dir, "user-config");
+  await writeFile(
+    own,
+    "Host *\n  ForwardAgent yes\n  ForwardX11 yes\n  IdentitiesOnly no\n  ServerAliveInterval 42\n",
+  );
+  const args = buildSshArgs(target, [], { CASTRA_SSH_CONFIG: own });
+  assert.deepEqual(args.slice(0, 2), ["-F", own]);
+  // What the real client makes of it: the file is read, castra's options still win.
+  const { stdout } = await run("ssh", ["-G", ...args]);
+  const option = (key: string) => new RegExp(`^${key} (.*)$`, "im").exec(stdout)?.[1];
+  assert.equal(option("serveraliveinterval"), "42");
+  assert.equal(option("forwardagent"), "no");
+  assert.equal(option("forwardx11"), "no");
+  assert.equal(option("identitiesonly"), "yes");
 });
 
 test("aliases keep projects and VMs apart and stay one known_hosts word", () => {

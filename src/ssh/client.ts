@@ -16,13 +16,19 @@ export interface SshTarget {
   command?: readonly string[];
 }
 
+/** An ssh_config file for `castra ssh` to read (e.g. ~/.ssh/config); unset, it reads none (`-F none`). */
+export const SSH_CONFIG_ENV = "CASTRA_SSH_CONFIG";
+
 /**
- * The ssh_config options that log into a guest with the project key only. The first host key a guest shows
- * is recorded under its alias; a different one later is refused (`accept-new`). No password prompts:
- * castra's guests only take the key. One list for `castra ssh`'s argv and `castra ssh-config`'s block.
+ * The ssh_config options that log into a guest with the project key only, and hand it neither the user's
+ * agent nor their X display. The first host key a guest shows is recorded under its alias; a different one
+ * later is refused (`accept-new`). No password prompts: castra's guests only take the key. One list for
+ * `castra ssh`'s argv and `castra ssh-config`'s block.
  */
 function clientOptions(target: SshTarget): [string, string][] {
   return [
+    ["ForwardAgent", "no"],
+    ["ForwardX11", "no"],
     ["IdentityFile", sshConfigValue(target.keyPath)],
     ["IdentitiesOnly", "yes"],
     ["UserKnownHostsFile", sshConfigValue(target.knownHostsPath)],
@@ -40,10 +46,18 @@ function clientOptions(target: SshTarget): [string, string][] {
 
 /**
  * The argv (without `ssh` itself) that logs into a guest. The user's own `-o` options come first: ssh keeps
- * the first value it reads for each option, so theirs win.
+ * the first value it reads for each option, so theirs win. No ssh_config file is read (`-F none`) unless
+ * CASTRA_SSH_CONFIG names one, and options on the command line win over any file: ~/.ssh/config cannot
+ * forward the user's agent into a guest.
  */
-export function buildSshArgs(target: SshTarget, userOptions: readonly string[] = []): string[] {
+export function buildSshArgs(
+  target: SshTarget,
+  userOptions: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
   return [
+    "-F",
+    env[SSH_CONFIG_ENV] || "none",
     ...userOptions.flatMap((option) => ["-o", option]),
     ...clientOptions(target).flatMap(([key, value]) => ["-o", `${key}=${value}`]),
     "-p",

@@ -168,8 +168,16 @@ test("-o options reach ssh before castra's own, so they win (ssh keeps the first
   const argv = ["ssh", "-o", "LocalForward 8080 localhost:80", "-o", "LogLevel=DEBUG", "devbox"];
   assert.equal((await castraInProcess(argv, { cwd: dir, env: { PATH: bin } })).code, 0);
   const got = await argvOf(argvFile);
-  assert.deepEqual(got.slice(0, 4), ["-o", "LocalForward 8080 localhost:80", "-o", "LogLevel=DEBUG"]);
-  assert.ok(got.indexOf("LogLevel=ERROR") > 4, "castra's LogLevel comes after the user's");
+  // After `-F none`: no ssh_config file is read unless CASTRA_SSH_CONFIG names one.
+  assert.deepEqual(got.slice(0, 6), [
+    "-F",
+    "none",
+    "-o",
+    "LocalForward 8080 localhost:80",
+    "-o",
+    "LogLevel=DEBUG",
+  ]);
+  assert.ok(got.indexOf("LogLevel=ERROR") > 6, "castra's LogLevel comes after the user's");
 });
 
 test("an ssh option given as the command (castra ssh -- -L ...) is a usage error showing the -o form", async () => {

@@ -39,7 +39,11 @@ export async function runSsh(opts: SshOptions, ctx: CommandContext): Promise<num
   const booting = status.state === "starting";
   if (booting && status.record?.ssh?.keyServed) await waitWhileBooting(project, vm, status.record, ctx);
   else if (booting) io.info(`${vm.name} is still booting: its SSH server may not answer yet`);
-  const { code, stderr } = await runClient(ssh, buildSshArgs({ ...target, command }, opts.sshOption), io);
+  const { code, stderr } = await runClient(
+    ssh,
+    buildSshArgs({ ...target, command }, opts.sshOption, io.env),
+    io,
+  );
   // 255 is ssh's own failure (a remote command's own 255 prints none of what is recognised here).
   if (code !== 255) return code;
   const where = { alias: target.hostKeyAlias, knownHostsPath: target.knownHostsPath, vmName: vm.name };
