@@ -70,7 +70,7 @@ test("a VM with forwards, 2 CPUs and 2 GiB under TCG gets exactly this argv", ()
     "-drive",
     "file=/p/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio",
     ...tail(
-      "user,id=net0,net=169.254.0.0/16," +
+      "user,id=net0,net=169.254.0.0/16,ipv6=off," +
         "hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53,hostfwd=tcp:0.0.0.0:8080-:80",
     ),
   ]);
@@ -126,7 +126,7 @@ test("a boot profile adds kernel, initrd and append verbatim and picks machine, 
     // -append is not an option list: its comma stays single.
     "console=ttyS0,115200 root=/dev/vda quiet",
     "-netdev",
-    "user,id=net0,net=169.254.0.0/16",
+    "user,id=net0,net=169.254.0.0/16,ipv6=off",
   ]);
   // castra.toml wins over the profile.
   const own = buildQemuArgs(vm({ cpus: 1, memoryBytes: 256 * 1024 * 1024 }), base, paths, {
@@ -175,7 +175,7 @@ test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join t
   const netdev = args[args.indexOf("-netdev") + 1];
   assert.equal(
     netdev,
-    "user,id=net0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:40222-:22," +
+    "user,id=net0,net=169.254.0.0/16,ipv6=off,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:40222-:22," +
       "guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/opt/castra,,1/dist/castra.js' __metadata " +
       "'/p/.castra/run/devbox-metadata.json'",
   );
@@ -188,6 +188,6 @@ test("a custom subnet replaces castra's network and carries no metadata forward"
     projectName: "demo",
     network: { subnet: "10.0.2.0/24", mac: "52:54:00:01:02:03" },
   });
-  assert.equal(args[args.indexOf("-netdev") + 1], "user,id=net0,net=10.0.2.0/24");
+  assert.equal(args[args.indexOf("-netdev") + 1], "user,id=net0,net=10.0.2.0/24,ipv6=off");
   assert.ok(!args.some((a) => a.includes("guestfwd") || a.includes("169.254")));
 });

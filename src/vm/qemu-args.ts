@@ -59,6 +59,8 @@ export function buildQemuArgs(
     "user",
     "id=net0",
     `net=${network.subnet}`,
+    // No IPv6: slirp would route it to the host's own services, such as EC2's metadata at fd00:ec2::254.
+    "ipv6=off",
     ...forwards.map(hostForwardRule),
     // Already escaped for QEMU's option syntax by metadataGuestfwd.
     ...(network.guestfwd ? [`guestfwd=${network.guestfwd}`] : []),
