@@ -59,12 +59,26 @@ export class IoError extends withCode(ExitCode.ioErr) {}
 export class LockTimeoutError extends withCode(ExitCode.tempFail) {}
 export class InterruptedError extends withCode(ExitCode.interrupted) {}
 
+/** A link found where castra writes: never followed, named, exit 73. */
+export function linkRefused(path: string, cause?: unknown): CannotCreateError {
+  return new CannotCreateError(`Refusing to follow the symbolic link ${path}`, {
+    detail:
+      "castra never writes (or lets QEMU write) through a link inside .castra/: a link planted there, " +
+      "in a clone or a tarball, could make it overwrite any file you own.",
+    hint: `remove the link (rm ${path}), then run the command again`,
+    cause,
+  });
+}
+
 /** Maps a Node filesystem error on `path` to the matching CastraError (73, 74 or 66). */
 export function fsError(err: unknown, action: string, path: string): CastraError {
   if (err instanceof CastraError) return err;
   const code = (err as NodeJS.ErrnoException)?.code;
   const reason = err instanceof Error ? err.message : String(err);
   switch (code) {
+    // O_NOFOLLOW met a link at the file's own name.
+    case "ELOOP":
+      return linkRefused(path, err);
     case "EROFS":
       return new CannotCreateError(`Cannot ${action}: the file system is read-only`, {
         detail: `${path}: ${reason}`,

@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { open, rm } from "node:fs/promises";
-import { fsError, LaunchError } from "../errors.js";
+import { rm } from "node:fs/promises";
+import { LaunchError } from "../errors.js";
 import { readTailLines } from "../host/log-tail.js";
+import { openPrivate } from "../host/private-files.js";
 import { signalIfOurs, sleep, waitForExit } from "../host/process.js";
 import { projectPaths } from "../vm/paths.js";
 import { type BrokerRecord, readBrokerState, writeBrokerRecord } from "./state.js";
@@ -28,12 +29,7 @@ export async function startBroker(launch: BrokerLaunch): Promise<BrokerRecord> {
     "--port",
     String(launch.port),
   ];
-  let log: Awaited<ReturnType<typeof open>>;
-  try {
-    log = await open(paths.brokerLog, "a", 0o600);
-  } catch (err) {
-    throw fsError(err, "open the broker log", paths.brokerLog);
-  }
+  const log = await openPrivate(paths.brokerLog, "append", "open the broker log");
   const child = spawn(launch.command.execPath, args, { detached: true, stdio: ["ignore", log.fd, log.fd] });
   await log.close();
   let exited = false;

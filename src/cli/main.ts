@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { ExitCode } from "../errors.js";
+import { makeCreatedFilesPrivate } from "../host/umask.js";
 import { processIO } from "./io.js";
 import { VERSION } from "./version.js";
 
 async function main(argv: string[]): Promise<number> {
-  // Whatever the user's umask, nothing castra (or QEMU under it) creates is writable by group or others.
-  process.umask(process.umask(0o022) | 0o022);
+  makeCreatedFilesPrivate();
   // Answered before the command table loads: these cost little more than starting node.
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.stdout.write(`${VERSION}\n`);

@@ -1,6 +1,7 @@
 import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { fsError } from "../errors.js";
+import { refuseLink } from "./private-files.js";
 
 /**
  * `mkdir -p` that reports the real reason it failed. Node's recursive mkdir turns EROFS (a read-only mount)
@@ -53,11 +54,16 @@ export async function existingAncestor(path: string): Promise<string> {
   return current;
 }
 
-/** Written atomically (temp file + rename) so a reader never sees half a record; mode 0600. */
+/**
+ * Written atomically (temp file + rename) so a reader never sees half a record; mode 0600. The temporary file
+ * is created exclusively and a link at `path` is refused (exit 73): neither is ever followed.
+ */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await refuseLink(path);
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+    await rm(tmp, { force: true });
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600, flag: "wx" });
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

@@ -1,13 +1,13 @@
-import { join } from "node:path";
-import { CastraError, fsError, InterruptedError, UsageError } from "../errors.js";
-import { ensureDir } from "../host/files.js";
+import { dirname, join } from "node:path";
+import { CastraError, InterruptedError, UsageError } from "../errors.js";
 import { acquireLock } from "../host/lock.js";
+import { ensurePrivateDir, refuseLink, refuseLinksIn } from "../host/private-files.js";
 import { catalogDigest, downloadUrl, findEntry, imageName, loadCatalog } from "./catalog.js";
 import type { ArtifactKind, CatalogEntry, QemuProfile } from "./catalog-schema.js";
 import { DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS } from "./download.js";
 import { DownloadStore } from "./download-store.js";
 import type { ImageEvent } from "./events.js";
-import { openImageLog } from "./image-log.js";
+import { imageLogPath, openImageLog } from "./image-log.js";
 import { type Manifest, type ManifestArtifact, reconcile, writeManifest } from "./manifest.js";
 import { materialise } from "./materialise.js";
 import { oneAtATime } from "./one-at-a-time.js";
@@ -77,9 +77,11 @@ export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions):
     options.onEvent?.(event);
   };
   try {
-    await ensureDir(dir).catch((err) => {
-      throw fsError(err, "create the image directory", dir);
-    });
+    // 0700 and no link on the way, nor among the files the pipeline will write (partials, the log).
+    await ensurePrivateDir(options.stateDir, dir);
+    await ensurePrivateDir(options.stateDir, dirname(imageLogPath(options.stateDir)));
+    await refuseLinksIn(dir);
+    await refuseLink(imageLogPath(options.stateDir));
     const lockTimeoutMs =
       options.lockTimeoutMs ?? secondsFromEnv(options.env, "CASTRA_LOCK_TIMEOUT") ?? 15 * 60_000;
     return await oneAtATime(dir, async () => {

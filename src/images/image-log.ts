@@ -1,6 +1,7 @@
-import { appendFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { CastraError } from "../errors.js";
+import { OPEN_PRIVATE } from "../host/private-files.js";
 import type { ImageEvent } from "./events.js";
 import { redactUrl } from "./redact-url.js";
 
@@ -15,18 +16,29 @@ export interface ImageLog {
 /** Progress is logged at each tenth of the download, not at every event, so the log stays readable. */
 const PROGRESS_STEPS = 10;
 
+/** `.castra/logs/image-manager.log` */
+export function imageLogPath(stateDir: string): string {
+  return join(stateDir, "logs", IMAGE_LOG);
+}
+
 export function openImageLog(stateDir: string): ImageLog {
-  const dir = join(stateDir, "logs");
-  const file = join(dir, IMAGE_LOG);
+  const file = imageLogPath(stateDir);
+  const dir = dirname(file);
   let ready = false;
   const lastStep = new Map<string, number>();
   // Logging is best effort: a log that cannot be written never fails the image itself.
   const write = (line: string) => {
     try {
-      if (!ready) mkdirSync(dir, { recursive: true });
+      if (!ready) mkdirSync(dir, { recursive: true, mode: 0o700 });
       ready = true;
-      // Events and errors carry redacted URLs already; this catches any a cause's message adds.
-      appendFileSync(file, `${new Date().toISOString()} ${redactUrl(line)}\n`);
+      // Never through a link (ensureImage refuses one before the first line). Events and errors carry
+      // redacted URLs already; this catches any a cause's message adds.
+      const fd = openSync(file, OPEN_PRIVATE.append, 0o600);
+      try {
+        writeSync(fd, `${new Date().toISOString()} ${redactUrl(line)}\n`);
+      } finally {
+        closeSync(fd);
+      }
     } catch {}
   };
   return {

@@ -3,6 +3,7 @@ import { open, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import { fsError } from "../errors.js";
+import { openPrivate } from "../host/private-files.js";
 import "../zod-messages.js";
 import { canonicalJson } from "./catalog.js";
 import { ARTIFACT_KINDS, type Artifact, type ArtifactKind, type CatalogEntry } from "./catalog-schema.js";
@@ -100,7 +101,7 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
   const final = join(dir, MANIFEST_FILE);
   const temp = `${final}.partial`;
   try {
-    const handle = await open(temp, "w", 0o644);
+    const handle = await openPrivate(temp, "truncate", "write the image manifest");
     try {
       await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`);
       await handle.sync();

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
-import { type FileHandle, open, stat, truncate } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { fsError } from "../errors.js";
+import { OPEN_PRIVATE, openPrivate } from "../host/private-files.js";
 
 /** Writes reach the disk in batches this large: fewer syscalls while the socket keeps filling. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -30,22 +31,18 @@ export class PartialFile {
 
   /** Opens (or creates) `path`; a file larger than `maxBytes` cannot be a prefix of the download and restarts. */
   static async open(path: string, maxBytes: number): Promise<PartialFile> {
-    let existing = 0;
+    // Never through a link: a planted `.partial` link would have the download appended to its target.
+    const handle = await openPrivate(path, "append", "create the download file");
+    let existing: number;
     try {
-      existing = (await stat(path)).size;
+      existing = (await handle.stat()).size;
       if (existing > maxBytes) {
-        await truncate(path, 0);
+        await handle.truncate(0);
         existing = 0;
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        throw fsError(err, "read the partial download", path);
-    }
-    let handle: FileHandle;
-    try {
-      handle = await open(path, "a");
-    } catch (err) {
-      throw fsError(err, "create the download file", path);
+      await handle.close();
+      throw fsError(err, "read the partial download", path);
     }
     const file = new PartialFile(path, handle);
     if (existing > 0) await file.hashExisting(existing);
@@ -56,7 +53,7 @@ export class PartialFile {
   private async hashExisting(length: number): Promise<void> {
     const buffer = Buffer.allocUnsafe(BATCH_BYTES);
     try {
-      const reader = await open(this.path, "r");
+      const reader = await open(this.path, OPEN_PRIVATE.read);
       try {
         for (let at = 0; at < length; ) {
           const { bytesRead } = await reader.read(buffer, 0, Math.min(buffer.length, length - at), at);

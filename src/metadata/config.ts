@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { MetadataFlavour } from "../config/model.js";
 import { DataError, fsError } from "../errors.js";
+import { writeJsonAtomic } from "../host/files.js";
 
 /**
  * What one VM's metadata responder serves, written by the launcher to `.castra/run/<vm>-metadata.json`
@@ -55,14 +56,11 @@ export function guestHostname(vmName: string): string {
 
 export async function writeResponderConfig(path: string, config: ResponderConfig): Promise<void> {
   validate(config, path);
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, path);
-  } catch (err) {
+  await mkdir(dirname(path), { recursive: true }).catch((err) => {
     throw fsError(err, "write the metadata responder configuration", path);
-  }
+  });
+  // 0600, through a temporary file created exclusively; a link at `path` is refused.
+  await writeJsonAtomic(path, config);
 }
 
 /** Reads and checks a responder configuration; relative paths come back absolute. */

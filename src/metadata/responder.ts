@@ -1,6 +1,7 @@
 import { appendFile, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { OPEN_PRIVATE } from "../host/private-files.js";
 import type { ResponderConfig } from "./config.js";
 import { answerEc2, text } from "./ec2.js";
 import {
@@ -109,7 +110,7 @@ async function appendLogLine(path: string, served: ServedRequest): Promise<void>
   const line = `${new Date().toISOString()} ${served.method} ${served.path} ${served.status} ${served.bytes}B ${served.durationMs}ms\n`;
   try {
     await mkdir(dirname(path), { recursive: true });
-    await appendFile(path, line, { mode: 0o600 });
+    await appendFile(path, line, { mode: 0o600, flag: OPEN_PRIVATE.append });
   } catch {
     // Logging must never cost the guest its answer; stderr would reach the guest, so there is nowhere to report.
   }

@@ -1,5 +1,6 @@
 import type { VmConfig } from "../config/model.js";
 import type { LockHolder } from "../host/lock.js";
+import type { NarrowedMode } from "../host/private-files.js";
 import type { ImageEvent } from "../images/events.js";
 import type { Accelerator } from "../vm/accel.js";
 import type { Readiness } from "../vm/readiness.js";
@@ -12,6 +13,8 @@ import type { StopEvent, StoppedBy } from "../vm/stop.js";
  * per VM on a terminal, plain lines elsewhere). Core code never prints.
  */
 export type ProjectEvent =
+  /** Entries under `.castra/` that others could read were narrowed to owner-only. */
+  | { type: "modes-narrowed"; stateDir: string; narrowed: NarrowedMode[] }
   /** Another castra holds the project lock; this one waits. */
   | { type: "lock-wait"; holder: LockHolder }
   /** The VM already runs (or boots): nothing to start, only to wait for. */

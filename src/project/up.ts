@@ -47,7 +47,8 @@ interface Started {
 export async function upProject(project: Project, host: VmHost, options: UpOptions): Promise<LiveVm[]> {
   const { signal, onEvent } = options;
   const accel = await host.chooseAccelerator(options.accel, options.env);
-  await host.ensureStateDirs(project);
+  const narrowed = await host.ensureStateDirs(project);
+  if (narrowed.length > 0) onEvent({ type: "modes-narrowed", stateDir: project.stateDir, narrowed });
   const lock = await host.lockProject(project, "castra up", {
     signal,
     onWait: (holder) => onEvent({ type: "lock-wait", holder }),

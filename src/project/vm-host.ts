@@ -2,6 +2,7 @@ import type { BrokerLaunch } from "../broker/process.js";
 import type { BrokerRecord, BrokerStatus } from "../broker/state.js";
 import type { Project, VmConfig } from "../config/model.js";
 import type { Lock, LockHolder } from "../host/lock.js";
+import type { NarrowedMode } from "../host/private-files.js";
 import type { HostTools } from "../host/tools.js";
 import type { AccelDecision } from "../vm/accel.js";
 import type {
@@ -39,8 +40,8 @@ export interface VmHost {
   chooseAccelerator(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<AccelDecision>;
   /** Notes the project in the per-user registry `castra list` reads. */
   rememberProject(project: Project, env: NodeJS.ProcessEnv): Promise<void>;
-  /** `.castra/`, `run/`, `logs/` and the short socket directory a VM may need. */
-  ensureStateDirs(project: Project): Promise<void>;
+  /** `.castra/`, `run/`, `logs/` and the short socket directory a VM may need; returns the modes it narrowed. */
+  ensureStateDirs(project: Project): Promise<NarrowedMode[]>;
   /** The catalog profile's hints for a managed VM, before its image is downloaded (unknown images fail here). */
   bootHints(vm: VmConfig, env: NodeJS.ProcessEnv): Promise<BootProfile | undefined>;
   resolveBaseImage(vm: VmConfig, project: Project, options: ManagedImageOptions): Promise<BaseImageLocation>;

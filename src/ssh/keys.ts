@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CannotCreateError, CastraError, DataError, fsError } from "../errors.js";
+import { ensurePrivateDir, refuseLink, refuseLinksIn } from "../host/private-files.js";
 import { sshToolMissingError } from "./client.js";
 import { parsePublicKeyLine } from "./public-key.js";
 
@@ -30,12 +31,8 @@ export async function ensureProjectKey(stateDir: string, projectName: string): P
     privateKeyPath: join(dir, "id_ed25519"),
     publicKeyPath: join(dir, "id_ed25519.pub"),
   };
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-  } catch (err) {
-    throw fsError(err, "create the project's SSH directory", dir);
-  }
+  await ensurePrivateDir(stateDir, dir);
+  await refuseSshLinks(stateDir);
 
   if (!(await exists(key.privateKeyPath))) {
     await generate(dir, key, projectName);
@@ -80,9 +77,19 @@ async function generate(dir: string, key: Omit<ProjectKey, "publicKey">, project
   }
 }
 
+/**
+ * A link in `.castra/ssh/` (the key pair, known_hosts) is refused, never followed: castra would chmod or read
+ * its target, and ssh would append to it. A missing directory holds none.
+ */
+export async function refuseSshLinks(stateDir: string): Promise<void> {
+  const dir = sshDir(stateDir);
+  await refuseLink(dir);
+  await refuseLinksIn(dir);
+}
+
 async function derivePublicKey(key: Omit<ProjectKey, "publicKey">): Promise<void> {
   const { stdout } = await sshKeygen(["-y", "-f", key.privateKeyPath]);
-  await writeFile(key.publicKeyPath, stdout, { mode: 0o644 }).catch((err) => {
+  await writeFile(key.publicKeyPath, stdout, { mode: 0o600, flag: "wx" }).catch((err) => {
     throw fsError(err, "write the project's SSH public key", key.publicKeyPath);
   });
 }

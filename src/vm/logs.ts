@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { lstat } from "node:fs/promises";
 import type { Project, VmConfig } from "../config/model.js";
 import { readFrom, readTail } from "../host/log-tail.js";
 import { projectPaths, vmPaths } from "./paths.js";
@@ -68,7 +68,7 @@ export interface SourceTail {
 
 /** The last `count` lines of a source, or undefined when its file does not exist yet. */
 export async function tailSource(source: LogSource, count: number): Promise<SourceTail | undefined> {
-  const info = await stat(source.path).catch(() => undefined);
+  const info = await logFile(source.path);
   if (!info) return undefined;
   const tail = await readTail(source.path, count).catch(() => undefined);
   if (!tail) return undefined;
@@ -84,6 +84,12 @@ export type FollowUpdate =
   | { kind: "line"; line: LogLine }
   | { kind: "appeared"; source: LogSource }
   | { kind: "restarted"; source: LogSource };
+
+/** A log's size and time, or undefined when it is missing or a link (logs are never read through one). */
+async function logFile(path: string) {
+  const info = await lstat(path).catch(() => undefined);
+  return info?.isSymbolicLink() ? undefined : info;
+}
 
 /** A line without its newline is shown after this long, so prompts like "login: " appear. */
 const PARTIAL_LINE_MS = 1000;
@@ -101,7 +107,7 @@ export class SourceFollower {
 
   async poll(now = new Date()): Promise<FollowUpdate[]> {
     const updates: FollowUpdate[] = [];
-    const info = await stat(this.source.path).catch(() => undefined);
+    const info = await logFile(this.source.path);
     if (!info) return updates;
     if (this.offset === undefined) {
       updates.push({ kind: "appeared", source: this.source });

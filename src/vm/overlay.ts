@@ -1,6 +1,8 @@
+import { rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CannotCreateError, DataError, fsError } from "../errors.js";
 import { ensureDir, exists } from "../host/files.js";
+import { openPrivate, refuseLink } from "../host/private-files.js";
 import { runTool } from "../host/tools.js";
 import { checkBaseIdentity, recordBaseIdentity } from "./base-identity.js";
 import { type ResolvedBaseImage, readImageInfo } from "./base-image.js";
@@ -18,6 +20,8 @@ export async function ensureOverlay(
   vmName: string,
 ): Promise<OverlayOutcome> {
   const basePath = resolve(base.path);
+  // The guest's disk is never reached through a link: one planted there could point at any file.
+  await refuseLink(overlay);
   if (await exists(overlay)) {
     const info = await readImageInfo(qemuImg, overlay);
     const backing = info.backingFile ? resolve(dirname(overlay), info.backingFile) : undefined;
@@ -37,9 +41,12 @@ export async function ensureOverlay(
   } catch (err) {
     throw fsError(err, "create the overlay directory", dirname(overlay));
   }
+  // Created here first, exclusively and 0600: qemu-img then fills castra's own new file, nothing else.
+  await (await openPrivate(overlay, "create", `create the overlay of vm ${vmName}`)).close();
   try {
     await runTool(qemuImg, ["create", "-q", "-f", "qcow2", "-F", base.format, "-b", basePath, overlay]);
   } catch (err) {
+    await rm(overlay, { force: true });
     const reason = (err as { stderr?: string }).stderr || (err as Error).message;
     throw new CannotCreateError(`Cannot create the overlay of vm ${vmName}`, {
       detail: `qemu-img create ${overlay} (backed by ${basePath}) failed: ${reason}`,

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { CannotCreateError, fsError } from "../errors.js";
 import { ensureDir } from "../host/files.js";
+import { ensurePrivateDir, type NarrowedMode, narrowModes } from "../host/private-files.js";
 import { shortHash } from "../host/short-hash.js";
 
 /** Where each runtime and log file of one VM lives (docs/design.md, "Project state"). */
@@ -87,23 +88,21 @@ export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
   return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
 }
 
-/** Creates `.castra/`, `run/` and `logs/` (mode 0700), plus the short socket directory when a VM needs it. */
+/**
+ * Creates `.castra/`, `run/` and `logs/` (0700, never through a link), plus the short socket directory when
+ * a socket needs it, and narrows anything below `.castra/` that others could read to owner-only. Returns what
+ * it narrowed, for a notice.
+ */
 export async function ensureStateDirs(
   project: Pick<Project, "stateDir">,
   sockets: string[] = [],
-): Promise<void> {
+): Promise<NarrowedMode[]> {
   const { stateDir, runDir, logsDir } = projectPaths(project);
-  for (const dir of [stateDir, runDir, logsDir]) await makePrivateDir(dir);
+  for (const dir of [runDir, logsDir]) await ensurePrivateDir(stateDir, dir);
+  const narrowed = await narrowModes(stateDir);
   const shortDir = shortRuntimeDir();
   if (sockets.some((s) => s.startsWith(`${shortDir}/`))) await ensureOwnedPrivateDir(shortDir);
-}
-
-async function makePrivateDir(dir: string): Promise<void> {
-  try {
-    await ensureDir(dir, 0o700);
-  } catch (err) {
-    throw fsError(err, "create the project state directory", dir);
-  }
+  return narrowed;
 }
 
 /** A real directory (not a link), owned by this user, closed to group and others. */
@@ -114,9 +113,13 @@ export function isOwnedPrivateDir(info: Stats): boolean {
 
 /** A shared /tmp lets anyone pre-create our directory: only one that is ours, private and real is used. */
 async function ensureOwnedPrivateDir(dir: string): Promise<void> {
-  await makePrivateDir(dir);
+  try {
+    await ensureDir(dir, 0o700);
+  } catch (err) {
+    throw fsError(err, "create the directory for sockets", dir);
+  }
   if (!isOwnedPrivateDir(await lstat(dir))) {
-    throw new CannotCreateError(`Cannot use ${dir} for QMP sockets`, {
+    throw new CannotCreateError(`Cannot use ${dir} for castra's sockets`, {
       detail: `${dir} must be a directory owned by you with mode 0700 (the project path is too long for a socket in .castra/run/).`,
       hint: `remove it (rm -r ${dir}) or set XDG_RUNTIME_DIR to a private directory, then run the command again`,
     });

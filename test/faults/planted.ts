@@ -95,7 +95,6 @@ const LINKS: PlantedLink[] = [
   { at: ".castra/logs/devbox.log", command: ["up", "--no-wait"] },
   { at: ".castra/devbox-overlay.qcow2", command: ["up", "--no-wait"], dangling: true },
   { at: ".castra/ssh/id_ed25519", command: ["up", "--no-wait"] },
-  { at: ".castra/run/devbox-metadata.json", command: ["up", "--no-wait"] },
   { at: `${IMAGE_DIR}/rootfs.qcow2.partial`, command: ["images", "pull"], managed: true },
   { at: ".castra/logs/image-manager.log", command: ["images", "pull"], managed: true },
 ];

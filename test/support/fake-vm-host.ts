@@ -121,7 +121,9 @@ export class FakeVmHost implements VmHost {
     return flag === "kvm" ? { accel: "kvm" as const } : { accel: "tcg" as const };
   }
 
-  async ensureStateDirs() {}
+  async ensureStateDirs() {
+    return [];
+  }
 
   async bootHints(vm: VmConfig) {
     return vm.source.kind === "managed"

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { link, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, link, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { CONFIG_FILE_NAME } from "../../config/discover.js";
 import { starterConfig } from "../../config/starter.js";
 import { CannotCreateError, fsError, UsageError } from "../../errors.js";
 import { ensureDir, exists } from "../../host/files.js";
+import { userMode } from "../../host/umask.js";
 import type { CommandContext } from "../context.js";
 import type { InitOptions } from "./specs.js";
 
@@ -17,7 +18,7 @@ export async function runInit(opts: InitOptions, ctx: CommandContext): Promise<n
   const shown = relative(io.cwd, target) || target;
 
   if (!opts.force && (await exists(target))) throw alreadyExists(shown, opts.output);
-  await makeDir(dir, 0o755);
+  await makeUserDir(dir);
   await writeAtomically(target, starterConfig(projectName), Boolean(opts.force), () =>
     alreadyExists(shown, opts.output),
   );
@@ -63,6 +64,8 @@ async function writeAtomically(
   const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
   try {
     await writeFile(tmp, text, { mode: 0o644, flag: "wx" });
+    // castra.toml is the user's file, shared like source: their umask, not castra's private one.
+    await chmod(tmp, userMode(0o644));
     if (force) await rename(tmp, target);
     else await link(tmp, target).catch((err) => linkFallback(err, target, text));
   } catch (err) {
@@ -77,6 +80,14 @@ async function writeAtomically(
 async function linkFallback(err: NodeJS.ErrnoException, target: string, text: string): Promise<void> {
   if (err.code === "EEXIST" || err.code === "ENOSPC") throw err;
   await writeFile(target, text, { mode: 0o644, flag: "wx" });
+  await chmod(target, userMode(0o644));
+}
+
+/** The project directory is the user's: a new one gets the mode their umask gives. */
+async function makeUserDir(path: string): Promise<void> {
+  const existed = await exists(path);
+  await makeDir(path, 0o755);
+  if (!existed) await chmod(path, userMode(0o755)).catch(() => {});
 }
 
 async function makeDir(path: string, mode: number): Promise<void> {

@@ -6,6 +6,7 @@ import { LaunchError, UsageError } from "../../errors.js";
 import { findOnPath } from "../../host/tools.js";
 import { buildSshArgs, sshToolMissingError } from "../../ssh/client.js";
 import { classifySshFailure, sshFailureError } from "../../ssh/failure.js";
+import { refuseSshLinks } from "../../ssh/keys.js";
 import { hostKeyMismatchError } from "../../ssh/known-hosts.js";
 import { sshOptionForm } from "../../ssh/options.js";
 import { waitForSsh } from "../../vm/ssh-ready.js";
@@ -34,6 +35,8 @@ export async function runSsh(opts: SshOptions, ctx: CommandContext): Promise<num
   refuseSshFlagAsCommand(command);
   const vm = oneVm(project, named, "ssh", "operand");
   const { target, status } = await runningSshTarget(project, vm);
+  // ssh appends to known_hosts: a link planted in .castra/ssh/ is refused (73), never followed.
+  await refuseSshLinks(project.stateDir);
   const ssh = await findOnPath("ssh", io.env.PATH);
   if (!ssh) throw sshToolMissingError("ssh", "`castra ssh` runs the system's OpenSSH client");
   const booting = status.state === "starting";

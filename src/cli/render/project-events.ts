@@ -5,6 +5,7 @@ import type { ProjectEvent } from "../../project/events.js";
 import type { StopEvent, StoppedBy } from "../../vm/stop.js";
 import type { IO, LiveRegion } from "../io.js";
 import { renderImageEvents } from "./image-events.js";
+import { narrowedNotice } from "./modes.js";
 import { formatSeconds } from "./progress.js";
 import { formatDate } from "./text.js";
 
@@ -25,6 +26,8 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
   let live: LiveRegion | undefined;
   const onEvent = (e: ProjectEvent) => {
     switch (e.type) {
+      case "modes-narrowed":
+        return io.info(narrowedNotice(e.stateDir, e.narrowed, io.cwd));
       case "lock-wait":
         return io.info(
           `Waiting for another castra (pid ${e.holder.pid}, ${e.holder.purpose}) to finish with this project…`,
