@@ -1,8 +1,13 @@
+import { dirname } from "node:path";
 import { readJsonFile, writeJsonAtomic } from "../host/files.js";
-import { runsArgv } from "../host/process.js";
+import { argvCarrying } from "../host/process.js";
 import { projectPaths } from "../vm/paths.js";
 
-/** run/broker.pid, written by `up`: the process it started, so only that process is ever signalled. */
+/**
+ * run/broker.pid, written by `up`: the process it started, so only that process is ever signalled. Read back
+ * (`brokerStatus`), `argv` is what the live process runs once it carries the project's broker command, else
+ * empty: a record a stranger planted names no process castra would signal.
+ */
 export interface BrokerRecord {
   pid: number;
   argv: string[];
@@ -44,9 +49,17 @@ export function writeBrokerRecord(stateDir: string, record: BrokerRecord): Promi
   return writeJsonAtomic(projectPaths({ stateDir }).brokerPidFile, record);
 }
 
+/** The broker's command line after castra's own entry: its project directory is what identifies it. */
+export function brokerCommand(projectDir: string): string[] {
+  return ["broker", "--project-dir", projectDir];
+}
+
 export async function brokerStatus(stateDir: string): Promise<BrokerStatus> {
-  const record = await readBrokerRecord(stateDir);
-  const running = record ? await runsArgv(record.pid, record.argv) : false;
+  const found = await readBrokerRecord(stateDir);
+  // The project directory is the state directory's parent (`<project>/.castra`).
+  const argv = found && (await argvCarrying(found.pid, [[brokerCommand(dirname(stateDir))]]));
+  const record = found && { ...found, argv: argv ?? [] };
+  const running = Boolean(argv);
   const state = running ? await readBrokerState(stateDir) : undefined;
   // Hellos count only when written by the broker that runs now.
   const hellos = state && state.pid === record?.pid ? state.hellos : {};

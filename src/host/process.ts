@@ -37,6 +37,25 @@ export async function runsArgv(pid: number, argv: readonly string[]): Promise<bo
   return actual.length === argv.length && actual.every((arg, i) => arg === argv[i]);
 }
 
+/** Whether `argv` holds every group as consecutive items, e.g. `["-name", "guest=castra:demo:devbox"]`. */
+export function carriesAll(argv: readonly string[], groups: readonly (readonly string[])[]): boolean {
+  // `ps` (outside Linux) gives one line: each group must appear in it, space-joined.
+  if (argv.length === 1) return groups.every((g) => ` ${argv[0]} `.includes(` ${g.join(" ")} `));
+  return groups.every((group) => argv.some((_, start) => group.every((item, i) => argv[start + i] === item)));
+}
+
+/**
+ * The argv `pid` runs, when it carries every group of one of `identities` (options derived from castra's
+ * configuration, never from a file a stranger could plant); undefined for any other process or none.
+ */
+export async function argvCarrying(
+  pid: number,
+  identities: readonly (readonly (readonly string[])[])[],
+): Promise<string[] | undefined> {
+  const argv = await processArgv(pid);
+  return argv && identities.some((identity) => carriesAll(argv, identity)) ? argv : undefined;
+}
+
 /** Waits until `pid` no longer runs `argv`; resolves true when it exited within `timeoutMs`. */
 export async function waitForExit(
   pid: number,

@@ -23,5 +23,13 @@ test("a castra QEMU's argv names its project, VM and directory (commas and all)"
     vm: "web",
     directory: "/home/u/my,project",
   });
+  // A QEMU an older castra started gave the serial log by path.
+  const older = [
+    "-name",
+    "guest=castra:shop,, front:web",
+    "-chardev",
+    "file,id=serial0,path=/home/u/my,,project/.castra/logs/web-serial.log",
+  ];
+  assert.equal(castraQemuOf(older)?.directory, "/home/u/my,project");
   assert.equal(castraQemuOf(["sleep", "60"]), undefined);
 });

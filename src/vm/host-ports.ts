@@ -2,6 +2,7 @@ import { createSocket } from "node:dgram";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { createServer } from "node:net";
 import { LaunchError } from "../errors.js";
+import { serialLogOf } from "./qemu-args.js";
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -106,10 +107,7 @@ export function castraQemuOf(argv: readonly string[]): CastraQemu | undefined {
   // QEMU option values double their commas; the VM name has none, the project's may.
   const match = /^guest=castra:(.*):([a-z0-9][a-z0-9_-]*)$/.exec(name.replaceAll(",,", ","));
   if (!match) return undefined;
-  const serial = argv
-    .find((a) => a.startsWith("file,id=serial0,path="))
-    ?.slice("file,id=serial0,path=".length);
-  const directory = serial?.replaceAll(",,", ",").match(/^(.*)\/\.castra\/logs\/[^/]+$/)?.[1];
+  const directory = serialLogOf(argv)?.match(/^(.*)\/\.castra\/logs\/[^/]+$/)?.[1];
   return { project: match[1] as string, vm: match[2] as string, directory };
 }
 

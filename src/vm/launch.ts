@@ -1,9 +1,10 @@
-import { spawn } from "node:child_process";
-import { open, rm } from "node:fs/promises";
+import { type StdioOptions, spawn } from "node:child_process";
+import { type FileHandle, rm } from "node:fs/promises";
 import type { Project, VmConfig } from "../config/model.js";
 import { fsError, LaunchError } from "../errors.js";
 import { writeJsonAtomic } from "../host/files.js";
 import { readTailLines } from "../host/log-tail.js";
+import { openPrivate } from "../host/private-files.js";
 import { sleep } from "../host/process.js";
 import type { HostTools } from "../host/tools.js";
 import type { Accelerator } from "./accel.js";
@@ -51,16 +52,19 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
     args.push("-loadvm", SUSPEND_SNAPSHOT);
   }
   await rm(paths.qmpSocket, { force: true });
-  const log = await openLog(paths.qemuLog);
+  const files = await openQemuFiles(input);
+  const log = files[0] as FileHandle;
   try {
     await log.write(
       `${new Date().toISOString()} castra: starting vm ${vm.name}: ${shellQuote([input.tools.qemuSystem, ...args])}\n`,
     );
   } catch (err) {
-    await log.close();
+    await closeAll(files);
     throw fsError(err, "write the QEMU log", paths.qemuLog);
   }
-  const child = spawn(input.tools.qemuSystem, args, { detached: true, stdio: ["ignore", log.fd, log.fd] });
+  // stdout and stderr to the log, then the descriptors of QEMU_FDS in order (3, 4, 5).
+  const stdio: StdioOptions = ["ignore", log.fd, ...files.map((f) => f.fd)];
+  const child = spawn(input.tools.qemuSystem, args, { detached: true, stdio });
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   child.on("exit", (code, signal) => {
     exit = { code, signal };
@@ -77,7 +81,7 @@ export async function launchVm(input: LaunchInput): Promise<VmRunRecord> {
       cause: err,
     });
   } finally {
-    await log.close();
+    await closeAll(files);
   }
   child.unref();
   const record: VmRunRecord = {
@@ -140,12 +144,30 @@ export async function qemuFailure(vmName: string, qemuLog: string, what: string)
   });
 }
 
-async function openLog(path: string) {
+/**
+ * The QEMU log (its stdout and stderr), then what QEMU_FDS hands it: the serial log, truncated as every boot
+ * starts it afresh, and the overlay read-write and read-only. None is ever opened through a link.
+ */
+async function openQemuFiles({ paths, vm }: LaunchInput): Promise<FileHandle[]> {
+  const overlay = `open the overlay of vm ${vm.name}`;
+  const wanted = [
+    [paths.qemuLog, "append", "open the QEMU log"],
+    [paths.serialLog, "truncate", "open the serial console log"],
+    [vm.overlay, "readWrite", overlay],
+    [vm.overlay, "read", overlay],
+  ] as const;
+  const opened: FileHandle[] = [];
   try {
-    return await open(path, "a", 0o600);
+    for (const [path, how, action] of wanted) opened.push(await openPrivate(path, how, action));
   } catch (err) {
-    throw fsError(err, "open the QEMU log", path);
+    await closeAll(opened);
+    throw err;
   }
+  return opened;
+}
+
+async function closeAll(files: FileHandle[]): Promise<void> {
+  await Promise.all(files.map((f) => f.close().catch(() => {})));
 }
 
 /** For the log only: the argv as a copy-pasteable command line (never executed). */

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { VmConfig } from "../config/model.js";
+import { carriesAll } from "../host/process.js";
 import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import type { ResolvedBaseImage } from "./base-image.js";
 import type { GuestNetworkPlan } from "./guest-access.js";
-import { buildQemuArgs, escapeOptionValue } from "./qemu-args.js";
+import { buildQemuArgs, escapeOptionValue, qemuIdentities } from "./qemu-args.js";
 
 const paths = { qmpSocket: "/p/.castra/run/devbox.qmp", serialLog: "/p/.castra/logs/devbox-serial.log" };
 const byo: ResolvedBaseImage = { path: "/images/devbox.qcow2", format: "qcow2" };
@@ -22,6 +23,18 @@ function vm(extra: Partial<VmConfig> = {}): VmConfig {
 /** castra's network without metadata or SSH: the plain shape most tests below compare. */
 const network: GuestNetworkPlan = { subnet: "169.254.0.0/16", mac: "52:54:00:aa:bb:cc" };
 
+/** The descriptors launchVm hands QEMU, labelled with their files, and the drive on the overlay's set. */
+const fds = (ifType = "virtio") => [
+  "-add-fd",
+  "fd=3,set=1,opaque=/p/.castra/logs/devbox-serial.log",
+  "-add-fd",
+  "fd=4,set=2,opaque=/p/.castra/devbox-overlay.qcow2",
+  "-add-fd",
+  "fd=5,set=2,opaque=/p/.castra/devbox-overlay.qcow2",
+  "-drive",
+  `file=/dev/fdset/2,format=qcow2,if=${ifType}`,
+];
+
 /** The part of every argv after the drive that only depends on the paths. */
 const tail = (netdev: string) => [
   "-netdev",
@@ -29,7 +42,7 @@ const tail = (netdev: string) => [
   "-device",
   "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc",
   "-chardev",
-  "file,id=serial0,path=/p/.castra/logs/devbox-serial.log",
+  "file,id=serial0,path=/dev/fdset/1",
   "-serial",
   "chardev:serial0",
   "-chardev",
@@ -67,8 +80,7 @@ test("a VM with forwards, 2 CPUs and 2 GiB under TCG gets exactly this argv", ()
     "-nodefaults",
     "-display",
     "none",
-    "-drive",
-    "file=/p/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio",
+    ...fds(),
     ...tail(
       "user,id=net0,net=169.254.0.0/16,ipv6=off," +
         "hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53,hostfwd=tcp:0.0.0.0:8080-:80",
@@ -102,7 +114,7 @@ test("a boot profile adds kernel, initrd and append verbatim and picks machine, 
     },
   };
   const args = buildQemuArgs(vm(), base, paths, { accel: "tcg", projectName: "demo", network });
-  assert.deepEqual(args.slice(0, 23), [
+  assert.deepEqual(args.slice(0, 29), [
     "-name",
     "guest=castra:demo:devbox",
     "-machine",
@@ -116,8 +128,7 @@ test("a boot profile adds kernel, initrd and append verbatim and picks machine, 
     "-nodefaults",
     "-display",
     "none",
-    "-drive",
-    "file=/p/.castra/devbox-overlay.qcow2,format=qcow2,if=ide",
+    ...fds("ide"),
     "-kernel",
     "/cache/vmlinuz",
     "-initrd",
@@ -145,8 +156,8 @@ test("commas in paths and names are doubled inside QEMU option lists", () => {
     { accel: "tcg", projectName: "one,two", network },
   );
   assert.ok(args.includes("guest=castra:one,,two:devbox"));
-  assert.ok(args.includes("file=/home/a,,b/.castra/devbox-overlay.qcow2,format=qcow2,if=virtio"));
-  assert.ok(args.includes("file,id=serial0,path=/home/a,,b/.castra/logs/devbox-serial.log"));
+  assert.ok(args.includes("fd=4,set=2,opaque=/home/a,,b/.castra/devbox-overlay.qcow2"));
+  assert.ok(args.includes("fd=3,set=1,opaque=/home/a,,b/.castra/logs/devbox-serial.log"));
   assert.ok(args.includes("socket,id=qmp0,path=/home/a,,b/.castra/run/devbox.qmp,server=on,wait=off"));
   assert.equal(escapeOptionValue("a,,b"), "a,,,,b");
 });
@@ -190,4 +201,18 @@ test("a custom subnet replaces castra's network and carries no metadata forward"
   });
   assert.equal(args[args.indexOf("-netdev") + 1], "user,id=net0,net=10.0.2.0/24,ipv6=off");
   assert.ok(!args.some((a) => a.includes("guestfwd") || a.includes("169.254")));
+});
+
+test("the identity is the name and the serial log's descriptor label, both as the argv carries them", () => {
+  const args = buildQemuArgs(vm(), byo, paths, { accel: "tcg", projectName: "demo", network });
+  const [identity, older] = qemuIdentities("demo", "devbox", paths);
+  assert.deepEqual(identity, [
+    ["-name", "guest=castra:demo:devbox"],
+    ["-add-fd", "fd=3,set=1,opaque=/p/.castra/logs/devbox-serial.log"],
+  ]);
+  // A QEMU an older castra started got the serial log by path.
+  assert.deepEqual(older?.[1], ["-chardev", "file,id=serial0,path=/p/.castra/logs/devbox-serial.log"]);
+  assert.ok(identity && carriesAll(args, identity));
+  assert.ok(!qemuIdentities("demo", "web", paths).some((other) => carriesAll(args, other)));
+  assert.ok(!carriesAll(["sleep", "600"], identity ?? []));
 });

@@ -41,8 +41,49 @@ export function hostForwardRule(forward: PortForward): string {
 }
 
 /**
+ * Descriptors `launchVm` opens (never through a link) and hands QEMU as these fds, so QEMU itself opens no
+ * path inside `.castra/`: the serial log (truncated per boot) and the overlay, read-write and read-only.
+ */
+export const QEMU_FDS = { serialLog: 3, overlay: 4, overlayReadOnly: 5 } as const;
+const FD_SET = { serialLog: 1, overlay: 2 } as const;
+
+/** `-add-fd`: a descriptor in a QEMU fd set, labelled with the path it was opened from. */
+function addFd(fd: number, set: number, path: string): [string, string] {
+  return ["-add-fd", `fd=${fd},set=${set},opaque=${escapeOptionValue(path)}`];
+}
+
+/** `-name guest=castra:<project>:<vm>`: how people (and `ps`) tell castra's QEMUs apart. */
+function nameOption(projectName: string, vmName: string): [string, string] {
+  return ["-name", `guest=${escapeOptionValue(`castra:${projectName}:${vmName}`)}`];
+}
+
+/**
+ * The options fixed by the configuration alone: the VM's name, and the descriptor labelled with its serial
+ * log (which only this project's directory and VM name give). A live process carrying both is this VM's
+ * QEMU; a pid file is never believed on its own (see `vmStatus`). The second form is how castra gave QEMU
+ * the serial log before descriptors, so a VM that an older castra started is still recognised.
+ */
+export function qemuIdentities(projectName: string, vmName: string, paths: Pick<VmPaths, "serialLog">) {
+  const name = nameOption(projectName, vmName);
+  return [
+    [name, addFd(QEMU_FDS.serialLog, FD_SET.serialLog, paths.serialLog)],
+    [name, ["-chardev", `file,id=serial0,path=${escapeOptionValue(paths.serialLog)}`]],
+  ];
+}
+
+/** The serial log a castra QEMU's argv names (either form of `qemuIdentities`), commas unescaped. */
+export function serialLogOf(argv: readonly string[]): string | undefined {
+  const label = `fd=${QEMU_FDS.serialLog},set=${FD_SET.serialLog},opaque=`;
+  const byPath = "file,id=serial0,path=";
+  const labelled = argv.find((a) => a.startsWith(label));
+  const older = argv.find((a) => a.startsWith(byPath) && !a.startsWith(`${byPath}/dev/fdset/`));
+  const value = labelled ? labelled.slice(label.length) : older?.slice(byPath.length);
+  return value?.replaceAll(",,", ",");
+}
+
+/**
  * The complete QEMU argv (without the binary) for one VM. Pure: the same inputs always give the same
- * array, which is also what `/proc/<pid>/cmdline` is compared with to recognise our QEMU.
+ * array. QEMU reaches its serial log and overlay only through the descriptors of `QEMU_FDS`.
  */
 export function buildQemuArgs(
   vm: VmConfig,
@@ -66,8 +107,7 @@ export function buildQemuArgs(
     ...(network.guestfwd ? [`guestfwd=${network.guestfwd}`] : []),
   ].join(",");
   return [
-    "-name",
-    `guest=${escapeOptionValue(`castra:${options.projectName}:${vm.name}`)}`,
+    ...nameOption(options.projectName, vm.name),
     "-machine",
     boot.machine ?? DEFAULT_MACHINE,
     "-accel",
@@ -81,8 +121,11 @@ export function buildQemuArgs(
     "-nodefaults",
     "-display",
     "none",
+    ...addFd(QEMU_FDS.serialLog, FD_SET.serialLog, paths.serialLog),
+    ...addFd(QEMU_FDS.overlay, FD_SET.overlay, vm.overlay),
+    ...addFd(QEMU_FDS.overlayReadOnly, FD_SET.overlay, vm.overlay),
     "-drive",
-    `file=${escapeOptionValue(vm.overlay)},format=qcow2,if=${disk}`,
+    `file=/dev/fdset/${FD_SET.overlay},format=qcow2,if=${disk}`,
     // -kernel, -initrd and -append take their value verbatim: no comma escaping.
     ...(boot.kernel ? ["-kernel", boot.kernel] : []),
     ...(boot.initrd ? ["-initrd", boot.initrd] : []),
@@ -93,7 +136,7 @@ export function buildQemuArgs(
     // A pinned MAC: the metadata service names the NIC by it before the guest boots.
     `virtio-net-pci,netdev=net0,mac=${network.mac}`,
     "-chardev",
-    `file,id=serial0,path=${escapeOptionValue(paths.serialLog)}`,
+    `file,id=serial0,path=/dev/fdset/${FD_SET.serialLog}`,
     "-serial",
     "chardev:serial0",
     "-chardev",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -8,6 +8,7 @@ import { projectAt } from "../../test/support/project.js";
 import type { Project } from "../config/model.js";
 import { writeJsonAtomic } from "../host/files.js";
 import { vmPaths } from "./paths.js";
+import { qemuIdentities } from "./qemu-args.js";
 import { lastRunLines, type VmRunRecord, vmStatus } from "./state.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-state-"));
@@ -32,12 +33,29 @@ function project(name: string): Project {
   });
 }
 
+/** A live process with this argv after `node -e <idle> --`; with no options, just an idle node. */
+async function live(options: string[] = []): Promise<{ pid: number; argv: string[] }> {
+  const argv = [process.execPath, "-e", "setInterval(() => {}, 1 << 30)", "--", ...options];
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: "ignore" });
+  children.push(child);
+  await new Promise((resolve) => child.once("spawn", resolve));
+  return { pid: child.pid as number, argv };
+}
+
 /** A live process that is not QEMU: `sleep`, with the argv /proc will report for it. */
 async function sleeper(): Promise<{ pid: number; argv: string[] }> {
   const child = spawn("sleep", ["600"], { stdio: "ignore" });
   children.push(child);
   await new Promise((resolve) => child.once("spawn", resolve));
   return { pid: child.pid as number, argv: ["sleep", "600"] };
+}
+
+/** A stand-in for the project's QEMU: it carries the identity `buildQemuArgs` gives the VM, and `extra`. */
+function ourQemu(name: string, extra: string[] = []) {
+  const p = project(name);
+  const paths = vmPaths(p, p.vms[0] as Project["vms"][number]);
+  const [current] = qemuIdentities(name, "devbox", paths);
+  return live([...(current ?? []).flat(), ...extra]);
 }
 
 async function setUp(name: string, record: Partial<VmRunRecord>) {
@@ -77,8 +95,41 @@ test("a pid file whose pid is now an unrelated live process (sleep) is stopped, 
   assert.equal(status.record?.pid, other.pid);
 });
 
+test("a planted record is believed only as far as the process and the configuration confirm it", async () => {
+  const other = await sleeper();
+  // It names the sleep's own argv, and paths outside the project.
+  const { p, vm, paths } = await setUp("planted", {
+    ...other,
+    qmpSocket: "/etc/important",
+    qemuLog: "/etc/shadow",
+    serialLog: "/etc/shadow",
+  });
+  const status = await vmStatus(p, vm);
+  assert.equal(status.state, "stopped");
+  assert.deepEqual(status.record?.argv, [], "no argv: nothing would ever be signalled for it");
+  assert.equal(status.record?.qmpSocket, paths.qmpSocket);
+  assert.equal(status.record?.qemuLog, paths.qemuLog);
+  assert.equal(status.record?.serialLog, paths.serialLog);
+  // Another project's or another VM's QEMU is not this VM's either.
+  const elsewhere = await ourQemu("elsewhere");
+  const { p: q, vm: w } = await setUp("mistaken", elsewhere);
+  assert.equal((await vmStatus(q, w)).state, "stopped");
+});
+
+test("the SSH endpoint counts only when the QEMU forwards it", async () => {
+  const ssh = { host: "127.0.0.1", port: 40222, user: "alpine", automatic: true };
+  const forwarding = await ourQemu("ssh-ok", ["-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:40222-:22"]);
+  const ok = await setUp("ssh-ok", { ...forwarding, ssh });
+  assert.deepEqual((await vmStatus(ok.p, ok.vm)).record?.ssh, ssh);
+  const other = await ourQemu("ssh-other", ["-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:40223-:22"]);
+  const wrong = await setUp("ssh-other", { ...other, ssh });
+  const status = await vmStatus(wrong.p, wrong.vm);
+  assert.equal(status.state, "running");
+  assert.equal(status.record?.ssh, undefined);
+});
+
 test("our process runs: starting until the ready pattern is on the serial log, then running", async () => {
-  const ours = await sleeper();
+  const ours = await ourQemu("live");
   const { p, vm, paths } = await setUp("live", { ...ours, readyPattern: "login:" });
   assert.equal((await vmStatus(p, vm)).state, "starting");
   await writeFile(paths.serialLog, "Booting...\nWelcome\nguest login: ");
@@ -92,6 +143,9 @@ test("our process is gone without a down: error, with the last lines of its QEMU
   await new Promise((resolve) => gone.once("exit", resolve));
   const { p, vm, paths } = await setUp("crashed", { pid: gone.pid as number });
   await writeFile(paths.qemuLog, "line 1\nqemu-system-x86_64: terminating on signal 9\n");
+  // A log named by the record is never read: the configuration's is.
+  const planted = await readFile(paths.pidFile, "utf8");
+  await writeFile(paths.pidFile, planted.replace(paths.qemuLog, "/etc/passwd"));
   const status = await vmStatus(p, vm);
   assert.equal(status.state, "error");
   assert.deepEqual(status.lastLogLines, ["line 1", "qemu-system-x86_64: terminating on signal 9"]);

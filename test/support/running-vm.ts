@@ -1,34 +1,48 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { loadOrDefaultProject } from "../../src/config/load.js";
 import { writeJsonAtomic } from "../../src/host/files.js";
 import type { SshEndpoint } from "../../src/vm/guest-access.js";
-import { vmPaths } from "../../src/vm/paths.js";
+import { ensureStateDirs, vmPaths } from "../../src/vm/paths.js";
+import { buildQemuArgs } from "../../src/vm/qemu-args.js";
 import type { VmRunRecord } from "../../src/vm/state.js";
 
 /**
- * Makes castra see `vm` of the project in `rootDir` as running without QEMU: a live `sleep` stands in for
- * the VM's process, recorded in `.castra/run/<vm>.pid` with the SSH endpoint `up` would record (and `extra`
- * fields: a `readyPattern` not in the serial log makes it `starting`). Kill the returned child when done.
+ * Makes castra see `vm` of the project in `rootDir` as running without QEMU: a node process that idles with
+ * the argv `up` would give QEMU for this VM (its identity, its SSH forward) stands in for it, recorded in
+ * `.castra/run/<vm>.pid` as `up` records it (and `extra` fields: a `readyPattern` not in the serial log makes
+ * it `starting`). castra's real check (`vmStatus`) then finds it, as it would a QEMU. Kill the returned child
+ * when done.
  */
 export async function fakeRunningVm(
   rootDir: string,
-  vm: string,
+  vmName: string,
   ssh?: SshEndpoint,
   extra: Partial<VmRunRecord> = {},
 ): Promise<ChildProcess> {
-  const child = spawn("sleep", ["600"], { stdio: "ignore" });
+  const project = await loadOrDefaultProject({ cwd: rootDir, skipDiscovery: true });
+  const vm = project.vms.find((v) => v.name === vmName);
+  if (!vm) throw new Error(`no vm ${vmName} in ${rootDir}`);
+  const paths = vmPaths(project, vm);
+  const declares22 = vm.portForwards.some((f) => f.guest === 22);
+  const sshForward =
+    ssh && !declares22
+      ? { host: ssh.port, guest: 22, protocol: "tcp" as const, hostAddress: ssh.host }
+      : undefined;
+  const base = { path: `${rootDir}/base.qcow2`, format: "qcow2" };
+  const network = { subnet: "169.254.0.0/16", mac: "52:54:00:00:00:01", sshForward };
+  const args = buildQemuArgs(vm, base, paths, { accel: "tcg", projectName: project.name, network });
+  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", "--", ...args], {
+    stdio: "ignore",
+  });
   await new Promise((resolve) => child.once("spawn", resolve));
-  const stateDir = join(rootDir, ".castra");
-  const paths = vmPaths({ stateDir }, { name: vm });
-  await mkdir(join(stateDir, "run"), { recursive: true });
+  await ensureStateDirs(project);
   const record: VmRunRecord = {
     pid: child.pid as number,
-    argv: ["sleep", "600"],
+    argv: [process.execPath, "-e", "setInterval(() => {}, 1 << 30)", "--", ...args],
     startedAt: new Date().toISOString(),
     accel: "tcg",
-    baseImage: join(rootDir, "base.qcow2"),
-    overlay: join(stateDir, `${vm}-overlay.qcow2`),
+    baseImage: base.path,
+    overlay: vm.overlay,
     cpus: 1,
     memoryBytes: 256 * 1024 * 1024,
     qmpSocket: paths.qmpSocket,
