@@ -72,7 +72,11 @@ export const TRANSFORMS = {
       // Read as `from`, the download must not pull other files of this host into the conversion.
       await refuseReferences(step.qemuImg, step.path, step.label, t.from);
       const out = join(step.dir, transformTempName(t.output));
-      await convertImage(step.qemuImg, step.path, out, t.from, t.to, step.signal);
+      // qemu-img leaves what it wrote when it fails (a full disk): the step's output goes with the failure.
+      await convertImage(step.qemuImg, step.path, out, t.from, t.to, step.signal).catch(async (err) => {
+        await rm(out, { force: true });
+        throw err;
+      });
       return { path: out, created: true, from: t.from, to: t.to };
     },
     describe: (done) => `Converted ${done.from} → ${done.to}`,
