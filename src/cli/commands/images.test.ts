@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -53,6 +53,28 @@ test("images pull materialises the project's image once; the second pull is a ca
   const second = await castra(["images", "pull"]);
   assert.equal(second.code, 0);
   assert.equal(second.stderr, "Cache hit: tiny@v1\n");
+});
+
+test("images pull makes .castra/ the user's alone: wider modes narrowed, said in one line", async () => {
+  const logs = join(dir, ".castra", "logs");
+  await mkdir(logs, { recursive: true });
+  await writeFile(join(logs, "image-manager.log"), "");
+  await chmod(join(dir, ".castra"), 0o755);
+  await chmod(logs, 0o755);
+  await chmod(join(logs, "image-manager.log"), 0o644);
+  const run = await castra(["images", "pull"]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(
+    run.stderr,
+    /^Narrowed permissions under \.castra\/ to owner-only: \. 755→700, logs 755→700, logs\/image-manager\.log 644→600$/m,
+  );
+  for (const [path, mode] of [
+    ["", 0o700],
+    ["logs", 0o700],
+    ["logs/image-manager.log", 0o600],
+    ["images/tiny/v1", 0o700],
+  ] as const)
+    assert.equal((await stat(join(dir, ".castra", path))).mode & 0o777, mode, path);
 });
 
 test("images pull --offline may read file: URLs (they are local); an unknown image is exit 65", async () => {

@@ -3,6 +3,7 @@ import { displayPath } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import { DataError, UsageError } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
+import { narrowModes } from "../../host/private-files.js";
 import {
   type CachedImage,
   listCachedImages,
@@ -17,6 +18,7 @@ import { confirmDeletion } from "../confirm.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
 import { renderImageEvents } from "../render/image-events.js";
+import { narrowedNotice } from "../render/modes.js";
 import { formatTable } from "../render/table.js";
 import { formatDate, plural } from "../render/text.js";
 import { runCacheList, runCachePrune, runCacheVerify } from "./images-cache.js";
@@ -51,6 +53,9 @@ export async function runImagesPull(opts: PullOptions, ctx: CommandContext): Pro
     );
     return 0;
   }
+  // As `up` does: what others could read below .castra/ becomes the user's alone first, said in one line.
+  const narrowed = await narrowModes(project.stateDir);
+  if (narrowed.length > 0) io.info(narrowedNotice(project.stateDir, narrowed, io.cwd));
   const onEvent = renderImageEvents(io);
   for (const spec of specs) {
     await ensureImage(spec, {
