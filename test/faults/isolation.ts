@@ -52,7 +52,7 @@ const ipv6Metadata: Scenario = {
     const p = await managedProject(
       ctx,
       `faults-ipv6-${process.pid}`,
-      `castra.metadata=1 castra.probe=[${IMDS_IPV6}]`,
+      `castra.metadata=1 castra.mdtimeout=10 castra.probe=[${IMDS_IPV6}]`,
     );
     // Downloaded here: the namespace has no route to the fixture server, so `up` there is a cache hit.
     const pull = await p.castra(["images", "pull"]);
