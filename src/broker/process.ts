@@ -5,30 +5,26 @@ import { readTailLines } from "../host/log-tail.js";
 import { openPrivate } from "../host/private-files.js";
 import { signalIfOurs, sleep, waitForExit } from "../host/process.js";
 import { projectPaths } from "../vm/paths.js";
-import { type BrokerRecord, readBrokerState, writeBrokerRecord } from "./state.js";
+import { type BrokerRecord, brokerCommand, readBrokerState, writeBrokerRecord } from "./state.js";
 
 const START_TIMEOUT_MS = 15_000;
 
 export interface BrokerLaunch {
   stateDir: string;
   projectDir: string;
+  /** The port guests connect to (QEMU relays it to the broker's socket); recorded for `status`. */
   port: number;
   /** How to run castra itself: node, its flags and the CLI entry script. */
   command: { execPath: string; execArgv: string[]; entry: string };
 }
 
-/** Starts the hidden `castra broker` detached, records it in run/broker.pid and waits until it listens. */
+/**
+ * Starts the hidden `castra broker` detached, records it in run/broker.pid and waits until it listens on
+ * its unix socket (`run/broker.sock`): no host port, so only this project's guests reach it, through QEMU.
+ */
 export async function startBroker(launch: BrokerLaunch): Promise<BrokerRecord> {
   const paths = projectPaths({ stateDir: launch.stateDir });
-  const args = [
-    ...launch.command.execArgv,
-    launch.command.entry,
-    "broker",
-    "--project-dir",
-    launch.projectDir,
-    "--port",
-    String(launch.port),
-  ];
+  const args = [...launch.command.execArgv, launch.command.entry, ...brokerCommand(launch.projectDir)];
   const log = await openPrivate(paths.brokerLog, "append", "open the broker log");
   const child = spawn(launch.command.execPath, args, { detached: true, stdio: ["ignore", log.fd, log.fd] });
   await log.close();
@@ -55,12 +51,12 @@ export async function startBroker(launch: BrokerLaunch): Promise<BrokerRecord> {
   if (!exited) child.kill("SIGKILL");
   await rm(paths.brokerPidFile, { force: true });
   const lines = await readTailLines(paths.brokerLog, 8).catch(() => []);
-  throw new LaunchError(`The host broker did not start on 127.0.0.1:${launch.port}`, {
+  throw new LaunchError(`The host broker did not start on ${paths.brokerSocket}`, {
     detail:
       lines.length > 0
         ? `Last lines of ${paths.brokerLog}:\n${lines.map((l) => `  ${l}`).join("\n")}`
         : undefined,
-    hint: `check ${paths.brokerLog}, free the port or change [broker] port in castra.toml, then run \`castra up\` again`,
+    hint: `check ${paths.brokerLog}, then run \`castra up\` again`,
   });
 }
 
@@ -75,6 +71,7 @@ export async function stopBroker(stateDir: string, record: BrokerRecord | undefi
       await waitForExit(record.pid, record.argv, 5000);
     }
   }
-  await Promise.all([rm(paths.brokerPidFile, { force: true }), rm(paths.brokerStateFile, { force: true })]);
+  const files = [paths.brokerPidFile, paths.brokerStateFile, paths.brokerSocket];
+  await Promise.all(files.map((f) => rm(f, { force: true })));
   return wasRunning;
 }

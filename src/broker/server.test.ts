@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { BROKER_GREETING, startBrokerServer } from "./server.js";
 
 /** Sends lines and collects the broker's answers until `count` lines arrived. */
-function converse(port: number, lines: string[], count: number): Promise<string[]> {
+function converse(path: string, lines: string[], count: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
+    const socket = createConnection({ path });
     let text = "";
     socket.setEncoding("utf8");
     socket.on("error", reject);
@@ -25,15 +28,17 @@ function converse(port: number, lines: string[], count: number): Promise<string[
 test("the broker greets, records `hello <vm>`, rejects the rest, and logs every connection", async () => {
   const log: string[] = [];
   const hellos: string[] = [];
+  const dir = await mkdtemp(join(tmpdir(), "castra-broker-"));
+  const socketPath = join(dir, "broker.sock");
   const broker = await startBrokerServer({
-    port: 0,
+    socketPath,
     log: (line) => log.push(line),
     onHello: async (vm) => {
       hellos.push(vm);
     },
   });
   try {
-    const answers = await converse(broker.port, ["hello devbox", "hello ../etc", "reboot", "ping"], 5);
+    const answers = await converse(socketPath, ["hello devbox", "hello ../etc", "reboot", "ping"], 5);
     assert.deepEqual(answers, [
       BROKER_GREETING,
       "ok: hello devbox",
@@ -42,9 +47,10 @@ test("the broker greets, records `hello <vm>`, rejects the rest, and logs every 
       "pong",
     ]);
     assert.deepEqual(hellos, ["devbox"]);
-    assert.match(log[0] ?? "", /^connection from 127\.0\.0\.1:\d+$/);
-    assert.ok(log.some((l) => /^vm devbox said hello from 127\.0\.0\.1:\d+/.test(l)));
+    assert.match(log[0] ?? "", /^connection #\d+ opened$/);
+    assert.ok(log.some((l) => /^vm devbox said hello \(connection #\d+\): reachable$/.test(l)));
   } finally {
     await broker.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,4 +1,4 @@
-import { type AddressInfo, createServer, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 
 /** VM names as castra.toml allows them. */
 const VM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -9,7 +9,8 @@ const MAX_CONNECTIONS = 64;
 export const BROKER_GREETING = "castra host broker: send `hello <vm>` to report in";
 
 export interface BrokerServerOptions {
-  port: number;
+  /** The unix socket it listens on; QEMU relays each guest connection to it. */
+  socketPath: string;
   /** One line per event (connection, hello, close) for logs/broker.log. */
   log: (line: string) => void;
   /** Called for each `hello <vm>`; the reply waits until it is recorded. */
@@ -17,13 +18,15 @@ export interface BrokerServerOptions {
 }
 
 export interface BrokerServer {
-  /** The port it listens on (the one asked for, or the one the OS chose for 0). */
-  port: number;
   /** Stops listening and ends every open connection. */
   close(): Promise<void>;
 }
 
-/** The host broker: a line protocol on 127.0.0.1 that guests reach through QEMU's user network. */
+/**
+ * The host broker: a line protocol on a unix socket in the project's private `run/`. Nothing on the host's
+ * loopback, which every guest on the machine reaches through its gateway: only this project's guests get
+ * here, each through the `guestfwd` relay of its own QEMU.
+ */
 export function startBrokerServer(options: BrokerServerOptions): Promise<BrokerServer> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -39,20 +42,24 @@ export function startBrokerServer(options: BrokerServerOptions): Promise<BrokerS
     });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: options.port }, () => {
+    server.listen({ path: options.socketPath }, () => {
       server.off("error", reject);
-      resolve({ port: (server.address() as AddressInfo).port, close });
+      resolve({ close });
     });
   });
 }
 
+/** Connections are numbered: a unix socket has no peer address to tell them apart in the log. */
+let connections = 0;
+
 function serve(socket: Socket, options: BrokerServerOptions): void {
-  const from = `${socket.remoteAddress}:${socket.remotePort}`;
-  options.log(`connection from ${from}`);
+  connections += 1;
+  const from = `connection #${connections}`;
+  options.log(`${from} opened`);
   socket.setEncoding("utf8");
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.end("bye: idle\n"));
   socket.on("error", () => {}); // A guest vanishing mid-line is normal; "close" below logs it.
-  socket.on("close", () => options.log(`connection from ${from} closed`));
+  socket.on("close", () => options.log(`${from} closed`));
   socket.write(`${BROKER_GREETING}\n`);
   let buffer = "";
   let queue = Promise.resolve();
@@ -89,6 +96,6 @@ async function answer(line: string, from: string, options: BrokerServerOptions):
     options.log(`cannot record hello from vm ${vm}: ${(err as Error).message}`);
     return "error: cannot record the hello";
   }
-  options.log(`vm ${vm} said hello from ${from}: reachable`);
+  options.log(`vm ${vm} said hello (${from}): reachable`);
   return `ok: hello ${vm}`;
 }

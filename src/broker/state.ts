@@ -18,7 +18,6 @@ export interface BrokerRecord {
 /** run/broker-state.json, written by the broker: it listens, and which VMs said hello. */
 export interface BrokerState {
   pid: number;
-  port: number;
   listeningSince: string;
   hellos: Record<string, { at: string; from: string }>;
 }

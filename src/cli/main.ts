@@ -15,6 +15,11 @@ async function main(argv: string[]): Promise<number> {
     const { runMetadataResponder } = await import("../metadata/command.js");
     return runMetadataResponder(argv[1] as string);
   }
+  // `relayGuestfwd`'s command: QEMU runs it once per guest connection to the broker.
+  if (argv.length === 2 && argv[0] === "__relay") {
+    const { relayToSocket } = await import("../host/relay.js");
+    return relayToSocket(argv[1] as string);
+  }
   const controller = new AbortController();
   let interrupts = 0;
   process.on("SIGINT", () => {

@@ -47,6 +47,10 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
     return (opts) => runMetadataResponder(opts.config);
   },
   complete: async () => (await import("./completion/complete.js")).runComplete,
+  relay: async () => {
+    const { relayToSocket } = await import("../host/relay.js");
+    return (opts) => relayToSocket(opts.socket);
+  },
 };
 
 /** Loads the chosen command's module and runs it; resolves to its exit code. */

@@ -236,9 +236,3 @@ export function parseChoice<const C extends string>(
   };
   return Object.assign(parse, { choices });
 }
-
-export function parsePort(text: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadFlagValue("expected a port 1-65535");
-  return port;
-}

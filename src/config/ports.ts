@@ -1,8 +1,8 @@
 import type { PortForward, Project } from "./model.js";
 
-/** Who wants a host port: a VM's forward, or the host broker. */
+/** Who wants a host port: a VM's forward (the broker takes none: it listens on a unix socket). */
 export interface PortClaim {
-  owner: { kind: "vm"; vm: string; forward: PortForward } | { kind: "broker" };
+  owner: { kind: "vm"; vm: string; forward: PortForward };
   hostAddress: string;
   port: number;
   protocol: "tcp" | "udp";
@@ -15,9 +15,9 @@ export interface PortConflict {
   claims: PortClaim[];
 }
 
-/** Every host port the project would bind: each forward, plus the broker on 127.0.0.1 (tcp). */
+/** Every host port the project would bind: each forward. */
 export function hostPortClaims(project: Project): PortClaim[] {
-  const claims: PortClaim[] = project.vms.flatMap((vm) =>
+  return project.vms.flatMap((vm) =>
     vm.portForwards.map((forward) => ({
       owner: { kind: "vm" as const, vm: vm.name, forward },
       hostAddress: forward.hostAddress,
@@ -25,19 +25,10 @@ export function hostPortClaims(project: Project): PortClaim[] {
       protocol: forward.protocol,
     })),
   );
-  if (project.broker) {
-    claims.push({
-      owner: { kind: "broker" },
-      hostAddress: "127.0.0.1",
-      port: project.broker.port,
-      protocol: "tcp",
-    });
-  }
-  return claims;
 }
 
 /**
- * Host ports claimed more than once (within a VM, across VMs, or against the broker). 0.0.0.0 overlaps
+ * Host ports claimed more than once (within a VM or across VMs). 0.0.0.0 overlaps
  * every address; 127.0.0.1 and 127.0.0.2 do not overlap each other.
  */
 export function findPortConflicts(project: Project): PortConflict[] {
@@ -61,8 +52,7 @@ function addressesOverlap(a: string, b: string): boolean {
   return a === b || a === "0.0.0.0" || b === "0.0.0.0";
 }
 
-/** "devbox (2222→22)", "the broker": how a claim reads in a conflict message. */
+/** "vm devbox (127.0.0.1:2222 → guest 22)": how a claim reads in a conflict message. */
 export function describeClaim(claim: PortClaim): string {
-  if (claim.owner.kind === "broker") return "the broker";
   return `vm ${claim.owner.vm} (${claim.hostAddress}:${claim.port} → guest ${claim.owner.forward.guest})`;
 }

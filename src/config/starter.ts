@@ -62,7 +62,8 @@ overlay = ".castra/${vm}-overlay.qcow2"
 # Listen on another host address; "0.0.0.0" makes the port reachable from other machines.
 # host_address = "127.0.0.1"
 
-# The host broker: when this table is present, \`castra up\` starts it on 127.0.0.1:<port>.
+# The host broker: when this table is present, \`castra up\` starts it; guests reach it at
+# 169.254.2.4:<port> (it takes no host port).
 # [broker]
 # port = 7070
 `;

@@ -8,7 +8,7 @@ import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
-import { ensureStateDirs, vmPaths } from "../vm/paths.js";
+import { ensureStateDirs, projectPaths, vmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
 import { waitUntilReady } from "../vm/readiness.js";
 import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
@@ -31,10 +31,10 @@ export const realVmHost: VmHost = {
   brokerStatus,
   chooseAccelerator,
   ensureStateDirs: (project) =>
-    ensureStateDirs(
-      project,
-      project.vms.map((vm) => vmPaths(project, vm).qmpSocket),
-    ),
+    ensureStateDirs(project, [
+      ...project.vms.map((vm) => vmPaths(project, vm).qmpSocket),
+      ...(project.broker ? [projectPaths(project).brokerSocket] : []),
+    ]),
   bootHints,
   resolveBaseImage,
   preflight,

@@ -130,7 +130,6 @@ async function startMissing(
   const checked = await host.preflight({
     project,
     vms: await preflightPlan(host, options, toStart),
-    brokerPort: broker?.port,
     force: options.force,
     env: options.env,
   });

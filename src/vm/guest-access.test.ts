@@ -9,7 +9,8 @@ import type { Project } from "../config/model.js";
 import { CastraError } from "../errors.js";
 import { readResponderConfig } from "../metadata/config.js";
 import { prepareGuestNetwork, settleGuestAccess } from "./guest-access.js";
-import { guestMac, userNetworkAddresses } from "./guest-network.js";
+import { userNetworkAddresses } from "./guest-addresses.js";
+import { guestMac } from "./guest-network.js";
 import { vmPaths } from "./paths.js";
 
 const root = await realpath(await mkdtemp(join(tmpdir(), "castra-guest-access-")));
@@ -56,11 +57,13 @@ test("QEMU's user-network addresses for castra's subnet and a classic one", () =
   assert.deepEqual(userNetworkAddresses("169.254.0.0/16"), {
     gateway: "169.254.2.2",
     dns: "169.254.2.3",
+    broker: "169.254.2.4",
     guest: "169.254.2.15",
   });
   assert.deepEqual(userNetworkAddresses("10.0.2.0/24"), {
     gateway: "10.0.2.2",
     dns: "10.0.2.3",
+    broker: "10.0.2.4",
     guest: "10.0.2.15",
   });
 });

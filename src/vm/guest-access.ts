@@ -20,9 +20,10 @@ import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import { collectAuthorizedKeys } from "../ssh/authorized-keys.js";
 import { ensureProjectKey } from "../ssh/keys.js";
 import type { BootProfile } from "./base-image.js";
-import { guestMac, subnetHoldsMetadataAddress, userNetworkAddresses, vmSubnet } from "./guest-network.js";
+import { userNetworkAddresses } from "./guest-addresses.js";
+import { guestMac, relayGuestfwd, subnetHoldsMetadataAddress, vmSubnet } from "./guest-network.js";
 import { pickFreePort, probePort } from "./host-ports.js";
-import type { VmPaths } from "./paths.js";
+import { projectPaths, type VmPaths } from "./paths.js";
 
 /** How `castra ssh` reaches a guest; recorded in the VM's pid file at `up`. */
 export interface SshEndpoint {
@@ -54,11 +55,13 @@ export interface GuestNetworkPlan {
   mac: string;
   /** The `guestfwd=` value that answers 169.254.169.254 with castra's responder. */
   guestfwd?: string;
+  /** The `guestfwd=` value that relays the broker's address and port to its unix socket. */
+  brokerGuestfwd?: string;
   /** The 127.0.0.1 forward castra adds for SSH (absent when the VM declares its own or has `ssh = false`). */
   sshForward?: PortForward;
 }
 
-/** How QEMU starts castra's responder: this node and this CLI script. */
+/** How QEMU runs castra itself (the metadata responder, the broker's relay): this node and this CLI script. */
 export interface ResponderCommand {
   nodePath: string;
   cliPath: string;
@@ -190,6 +193,14 @@ export async function prepareGuestNetwork(
     });
     // Absolute: QEMU runs the command from whatever directory castra was started in.
     network.guestfwd = metadataGuestfwd({ ...input.responder, configRelPath: input.paths.metadataConfig });
+  }
+  if (project.broker) {
+    network.brokerGuestfwd = relayGuestfwd({
+      ...input.responder,
+      address: userNetworkAddresses(access.subnet).broker,
+      port: project.broker.port,
+      socket: projectPaths(project).brokerSocket,
+    });
   }
   if (access.sshUser === undefined) return { network };
   const keyServed = access.servesMetadata && access.flavour === "ec2";

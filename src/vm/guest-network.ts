@@ -1,32 +1,34 @@
 import { createHash } from "node:crypto";
-import { cidrContains, numberToIpv4, parseCidr } from "../config/cidr.js";
+import { cidrContains, parseCidr } from "../config/cidr.js";
 import { DEFAULT_SUBNET } from "../config/guest-access.js";
 import type { VmConfig } from "../config/model.js";
 import { METADATA_ADDRESS } from "../config/model.js";
-
-/** The addresses QEMU's user network uses inside a VM's subnet. */
-export interface UserNetworkAddresses {
-  /** The host as the guest sees it (where the broker is reached). */
-  gateway: string;
-  dns: string;
-  /** The address QEMU's DHCP server leases to the (only) guest. */
-  guest: string;
-}
+import { shellQuote } from "../metadata/guestfwd.js";
 
 export function vmSubnet(vm: Pick<VmConfig, "subnet">): string {
   return vm.subnet ?? DEFAULT_SUBNET;
 }
 
+/** The hidden command `relayGuestfwd` runs (answered first thing in cli/main.ts). */
+export const RELAY_COMMAND = "__relay";
+
+export interface RelayGuestfwdOptions {
+  /** Where in the guest's network, and on which port. */
+  address: string;
+  port: number;
+  /** The unix socket each connection is piped to. */
+  socket: string;
+  nodePath: string;
+  cliPath: string;
+}
+
 /**
- * QEMU's defaults for `-netdev user,net=<subnet>`: the historic slirp offsets 2.2, 2.3 and 2.15, masked into
- * the network, so 169.254.0.0/16 gives 169.254.2.2 and 10.0.2.0/24 the familiar 10.0.2.2.
+ * The `guestfwd=` value that pipes each guest connection to `address:port` into a unix socket on the host,
+ * through `castra __relay` (quoted as `metadataGuestfwd` explains; `,` doubled for QEMU's option parser).
  */
-export function userNetworkAddresses(subnet: string): UserNetworkAddresses {
-  const network = parseCidr(subnet);
-  if (!network) throw new Error(`not an IPv4 network: ${subnet}`);
-  const base = (network.address & network.mask) >>> 0;
-  const at = (offset: number) => numberToIpv4((base | (offset & ~network.mask)) >>> 0);
-  return { gateway: at(0x0202), dns: at(0x0203), guest: at(0x020f) };
+export function relayGuestfwd(o: RelayGuestfwdOptions): string {
+  const command = [shellQuote(o.nodePath), shellQuote(o.cliPath), RELAY_COMMAND, shellQuote(o.socket)];
+  return `tcp:${o.address}:${o.port}-cmd:${command.join(" ")}`.replaceAll(",", ",,");
 }
 
 /** Only inside the VM's own network can castra's guestfwd answer 169.254.169.254; outside it, the host's would. */

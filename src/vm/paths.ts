@@ -31,6 +31,8 @@ export interface ProjectPaths {
   logsDir: string;
   lockFile: string;
   brokerPidFile: string;
+  /** Where the broker listens: a unix socket only the user can reach (guests get there through QEMU). */
+  brokerSocket: string;
   /** Written by the broker itself: which VMs said hello, and when. */
   brokerStateFile: string;
   brokerLog: string;
@@ -40,7 +42,7 @@ export interface ProjectPaths {
 /** A unix socket path must fit in sun_path (108 bytes with the terminating NUL). */
 export const UNIX_SOCKET_MAX_BYTES = 107;
 
-export function projectPaths(project: Pick<Project, "stateDir">): ProjectPaths {
+export function projectPaths(project: Pick<Project, "stateDir">, env = process.env): ProjectPaths {
   const runDir = join(project.stateDir, "run");
   const logsDir = join(project.stateDir, "logs");
   return {
@@ -49,6 +51,7 @@ export function projectPaths(project: Pick<Project, "stateDir">): ProjectPaths {
     logsDir,
     lockFile: join(runDir, "project.lock"),
     brokerPidFile: join(runDir, "broker.pid"),
+    brokerSocket: socketPath(join(runDir, "broker.sock"), `${project.stateDir}\0`, "broker.sock", env),
     brokerStateFile: join(runDir, "broker-state.json"),
     brokerLog: join(logsDir, "broker.log"),
     imageManagerLog: join(logsDir, "image-manager.log"),
@@ -60,11 +63,11 @@ export function vmPaths(
   vm: Pick<VmConfig, "name">,
   env = process.env,
 ): VmPaths {
-  const { runDir, logsDir } = projectPaths(project);
+  const { runDir, logsDir } = projectPaths(project, env);
   return {
     pidFile: join(runDir, `${vm.name}.pid`),
     stoppingMarker: join(runDir, `${vm.name}.stopping`),
-    qmpSocket: qmpSocketPath(join(runDir, `${vm.name}.qmp`), project.stateDir, vm.name, env),
+    qmpSocket: socketPath(join(runDir, `${vm.name}.qmp`), `${project.stateDir}\0${vm.name}`, "qmp", env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
     metadataConfig: join(runDir, `${vm.name}-metadata.json`),
@@ -74,11 +77,10 @@ export function vmPaths(
   };
 }
 
-/** The QMP socket in run/, or a short per-user path when the project path is too long for a unix socket. */
-function qmpSocketPath(preferred: string, stateDir: string, vmName: string, env: NodeJS.ProcessEnv): string {
+/** A socket in run/, or a short per-user path (named by a hash of `key`) when the project path is too long. */
+function socketPath(preferred: string, key: string, suffix: string, env: NodeJS.ProcessEnv): string {
   if (Buffer.byteLength(preferred) <= UNIX_SOCKET_MAX_BYTES) return preferred;
-  const hash = shortHash(`${stateDir}\0${vmName}`);
-  return join(shortRuntimeDir(env), `${hash}.qmp`);
+  return join(shortRuntimeDir(env), `${shortHash(key)}.${suffix}`);
 }
 
 /** `$XDG_RUNTIME_DIR/castra`, else `/tmp/castra-<uid>`: private to this user. */

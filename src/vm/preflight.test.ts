@@ -99,17 +99,6 @@ test("a host port in use names the process holding it", async () => {
   }
 });
 
-test("the broker port is checked too", async () => {
-  const { server, port } = await listen();
-  try {
-    const err = await preflight(input({}, { brokerPort: port })).catch((e: unknown) => e);
-    assert.ok(err instanceof CastraError);
-    assert.match(err.headline, /for the host broker is already in use/);
-  } finally {
-    server.close();
-  }
-});
-
 test("too many CPUs and too much memory fail together; --force turns them into warnings", async () => {
   const greedy = input({ cpus: 16, memoryBytes: 12 * GiB });
   const err = await preflight(greedy).catch((e: unknown) => e);

@@ -31,8 +31,6 @@ export interface PreflightInput {
   project: Project;
   /** Only the VMs this command will start. */
   vms: PreflightVm[];
-  /** Whether the broker will be started (its port must then be free). */
-  brokerPort?: number;
   force: boolean;
   env: NodeJS.ProcessEnv;
   /** The host's CPUs and memory; read from the OS unless a test provides them. */
@@ -150,18 +148,15 @@ function checkConfigConflicts(input: PreflightInput): Problem[] {
 }
 
 async function checkHostPorts(input: PreflightInput): Promise<Problem[]> {
-  const wanted: { address: string; port: number; protocol: "tcp" | "udp"; owner: string }[] =
-    input.vms.flatMap(({ vm }) =>
-      vm.portForwards.map((f: PortForward) => ({
-        address: f.hostAddress,
-        port: f.host,
-        protocol: f.protocol,
-        owner: `vm ${vm.name} (forward to guest port ${f.guest})`,
-      })),
-    );
-  if (input.brokerPort !== undefined) {
-    wanted.push({ address: "127.0.0.1", port: input.brokerPort, protocol: "tcp", owner: "the host broker" });
-  }
+  // The broker takes no host port: it listens on a unix socket.
+  const wanted = input.vms.flatMap(({ vm }) =>
+    vm.portForwards.map((f: PortForward) => ({
+      address: f.hostAddress,
+      port: f.host,
+      protocol: f.protocol,
+      owner: `vm ${vm.name} (forward to guest port ${f.guest})`,
+    })),
+  );
   const problems: Problem[] = [];
   for (const want of wanted) {
     const code = await probePort(want.address, want.port, want.protocol);

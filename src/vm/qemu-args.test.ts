@@ -5,6 +5,7 @@ import { carriesAll } from "../host/process.js";
 import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import type { ResolvedBaseImage } from "./base-image.js";
 import type { GuestNetworkPlan } from "./guest-access.js";
+import { relayGuestfwd } from "./guest-network.js";
 import { buildQemuArgs, escapeOptionValue, qemuIdentities } from "./qemu-args.js";
 
 const paths = { qmpSocket: "/p/.castra/run/devbox.qmp", serialLog: "/p/.castra/logs/devbox-serial.log" };
@@ -201,6 +202,27 @@ test("a custom subnet replaces castra's network and carries no metadata forward"
   });
   assert.equal(args[args.indexOf("-netdev") + 1], "user,id=net0,net=10.0.2.0/24,ipv6=off");
   assert.ok(!args.some((a) => a.includes("guestfwd") || a.includes("169.254")));
+});
+
+test("the broker's relay joins the user network after the metadata forward", () => {
+  const brokerGuestfwd = relayGuestfwd({
+    nodePath: "/usr/bin/node",
+    cliPath: "/opt/castra/dist/castra.js",
+    address: "169.254.2.4",
+    port: 7070,
+    socket: "/p/.castra/run/broker.sock",
+  });
+  const args = buildQemuArgs(vm(), byo, paths, {
+    accel: "tcg",
+    projectName: "demo",
+    network: { ...network, brokerGuestfwd },
+  });
+  assert.equal(
+    args[args.indexOf("-netdev") + 1],
+    "user,id=net0,net=169.254.0.0/16,ipv6=off," +
+      "guestfwd=tcp:169.254.2.4:7070-cmd:'/usr/bin/node' '/opt/castra/dist/castra.js' __relay " +
+      "'/p/.castra/run/broker.sock'",
+  );
 });
 
 test("the identity is the name and the serial log's descriptor label, both as the argv carries them", () => {

@@ -103,8 +103,9 @@ export function buildQemuArgs(
     // No IPv6: slirp would route it to the host's own services, such as EC2's metadata at fd00:ec2::254.
     "ipv6=off",
     ...forwards.map(hostForwardRule),
-    // Already escaped for QEMU's option syntax by metadataGuestfwd.
+    // Already escaped for QEMU's option syntax by metadataGuestfwd and relayGuestfwd.
     ...(network.guestfwd ? [`guestfwd=${network.guestfwd}`] : []),
+    ...(network.brokerGuestfwd ? [`guestfwd=${network.brokerGuestfwd}`] : []),
   ].join(",");
   return [
     ...nameOption(options.projectName, vm.name),

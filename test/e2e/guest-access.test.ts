@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { userNetworkAddresses } from "../../src/vm/guest-network.js";
+import { userNetworkAddresses } from "../../src/vm/guest-addresses.js";
 import { biosDiskWithAppend } from "../support/bios-disk.js";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, type MetadataResult, parseMetadataReport, qemuSkip } from "../support/guest.js";

@@ -1,6 +1,7 @@
 import { displayPath } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import { describeClaim, findPortConflicts } from "../../config/ports.js";
+import { brokerAddressShown } from "../../vm/guest-addresses.js";
 import { projectStatus, type VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import { resolveProject } from "../project.js";
@@ -21,7 +22,6 @@ export async function runPorts(opts: PortsOptions, ctx: CommandContext): Promise
     ...vm.portForwards.map((f) => [vm.name, `${f.hostAddress}:${f.host}`, String(f.guest), f.protocol]),
     ...automaticSshRow(statuses[i]),
   ]);
-  if (opts.verbose && project.broker) rows.push(["(broker)", `127.0.0.1:${project.broker.port}`, "-", "tcp"]);
 
   if (rows.length === 0) {
     io.info(
@@ -78,7 +78,7 @@ function projectNotes(project: Project, cwd: string): string[] {
   const file = project.configPath ? displayPath(project.configPath, cwd) : "";
   return [
     `project: ${project.name} (${file})`,
-    `broker:  ${project.broker ? `127.0.0.1:${project.broker.port}/tcp reserved` : "none ([broker] not set)"}`,
+    `broker:  ${project.broker ? `guests reach it at ${brokerAddressShown(project.broker.port)} (no host port)` : "none ([broker] not set)"}`,
     "",
   ];
 }

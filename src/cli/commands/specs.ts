@@ -8,7 +8,6 @@ import {
   operands,
   parseChoice,
   parseCount,
-  parsePort,
   parseSeconds,
   parseSecondsOrZero,
   requiredChoice,
@@ -303,10 +302,9 @@ export const broker = command({
   options: {
     projectDir: requiredValue(
       "--project-dir <dir>",
-      "the project directory (its .castra/ holds the broker state)",
+      "the project directory (its .castra/ holds the broker's socket and state)",
       String,
     ),
-    port: requiredValue("--port <port>", "TCP port on 127.0.0.1", parsePort),
   },
 });
 export type BrokerOptions = OptionsOf<typeof broker>;
@@ -317,6 +315,14 @@ export const metadata = command({
   description: "answer one guest instance-metadata request on stdin/stdout",
   hidden: true,
   args: { config: requiredOperand("<config>", "the responder configuration") },
+});
+
+/** QEMU runs this once per guest connection to the broker's address; hidden, and no IO: stderr reaches the guest. */
+export const relay = command({
+  name: "__relay",
+  description: "pipe one guest connection on stdin/stdout to a unix socket",
+  hidden: true,
+  args: { socket: requiredOperand("<socket>", "the unix socket") },
 });
 
 /** In the order `castra --help` lists them. */
@@ -347,5 +353,6 @@ export const COMMANDS = {
   broker,
   metadata,
   complete,
+  relay,
 };
 export type CommandId = keyof typeof COMMANDS;

@@ -5,6 +5,7 @@ import { ExitCode } from "../../errors.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog-schema.js";
 import { pendingChanges } from "../../vm/drift.js";
+import { brokerAddressShown } from "../../vm/guest-addresses.js";
 import type { VmState, VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
@@ -70,7 +71,7 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
     printTable(io, vms);
     if (project.broker) {
       const state = broker?.state === "running" ? `running (pid ${broker.record?.pid})` : "not running";
-      io.print(`Host broker 127.0.0.1:${project.broker.port}: ${state}`);
+      io.print(`Host broker (guests: ${brokerAddressShown(project.broker.port)}): ${state}`);
     }
     for (const s of statuses) if (s.state === "error") explainError(io, s);
     for (const vm of vms) if (vm.pending_changes?.length) explainPending(io, vm.name, vm.pending_changes);

@@ -168,11 +168,11 @@ test("--no-wait returns once QEMU runs and says how to see readiness; a broker i
   const run = await castraInProcess(["up", "--no-wait"], { cwd: dir, vmHost: host });
   assert.equal(run.code, 0, run.stderr);
   assert.doesNotMatch(run.stderr, /Waiting for|is ready/);
-  assert.match(run.stderr, /^Host broker listening on 127\.0\.0\.1:7072$/m);
+  assert.match(run.stderr, /^Host broker started: guests reach it at 169\.254\.2\.4:7072$/m);
   assert.match(run.stdout, /^Started without waiting \(--no-wait\)/m);
   assert.match(
     run.stdout,
-    /^Host broker: 127\.0\.0\.1:7072 \(guests reach it at their gateway, 169\.254\.2\.2:7072\)$/m,
+    /^Host broker: guests reach it at 169\.254\.2\.4:7072 \(no host port: a unix socket in \.castra\/run\/\)$/m,
   );
 });
 

@@ -1,9 +1,8 @@
-import { DEFAULT_SUBNET } from "../../config/guest-access.js";
 import { displayPath } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import type { LiveVm } from "../../project/events.js";
 import { upProject } from "../../project/up.js";
-import { userNetworkAddresses } from "../../vm/guest-network.js";
+import { brokerAddressShown } from "../../vm/guest-addresses.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
 import { castraItself, resolveProject, vmHostOf } from "../project.js";
@@ -64,9 +63,8 @@ function printEpilogue(io: IO, project: Project, live: LiveVm[], waitedForReady:
     }
   }
   if (project.broker) {
-    const gateway = userNetworkAddresses(DEFAULT_SUBNET).gateway;
     io.print(
-      `Host broker: 127.0.0.1:${project.broker.port} (guests reach it at their gateway, ${gateway}:${project.broker.port})`,
+      `Host broker: guests reach it at ${brokerAddressShown(project.broker.port)} (no host port: a unix socket in .castra/run/)`,
     );
   }
   io.print("Follow the logs with `castra logs --follow`; stop everything with `castra down`.");

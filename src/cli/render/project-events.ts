@@ -2,6 +2,7 @@ import { displayPath } from "../../config/load.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { ImageEvent } from "../../images/events.js";
 import type { ProjectEvent } from "../../project/events.js";
+import { brokerAddressShown } from "../../vm/guest-addresses.js";
 import type { StopEvent, StoppedBy } from "../../vm/stop.js";
 import type { IO, LiveRegion } from "../io.js";
 import { renderImageEvents } from "./image-events.js";
@@ -75,7 +76,7 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
           `${e.vm} destroyed${e.removed.length > 0 ? `: removed ${e.removed.map((f) => displayPath(f, io.cwd)).join(", ")}` : " (it had no disk yet)"}`,
         );
       case "broker-started":
-        return io.info(`Host broker listening on 127.0.0.1:${e.port}`);
+        return io.info(`Host broker started: guests reach it at ${brokerAddressShown(e.port)}`);
       case "waiting":
         live ??= io.live();
         if (!tty) io.info(`Waiting for ${e.vm} to be ready (${waitingFor(e.readyPattern)})…`);
