@@ -1,6 +1,7 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DataError } from "../errors.js";
+import { openPrivate, refuseLink } from "../host/private-files.js";
 
 /** The project's own known_hosts: guests' host keys never mix with the user's ~/.ssh/known_hosts. */
 export function knownHostsPath(stateDir: string): string {
@@ -41,11 +42,18 @@ function pasteable(path: string): string {
 
 /** Drops every line recorded for `alias` (a recreated VM has a new host key); true when one was there. */
 export async function forgetHostKey(knownHosts: string, alias: string): Promise<boolean> {
+  // A link planted there is refused (73), never read or rewritten.
+  await refuseLink(knownHosts);
   const text = await readFile(knownHosts, "utf8").catch(() => undefined);
   if (text === undefined) return false;
   const lines = text.split("\n");
   const kept = lines.filter((line) => line.split(/\s+/, 1)[0]?.split(",").includes(alias) !== true);
   if (kept.length === lines.length) return false;
-  await writeFile(knownHosts, kept.join("\n"), { mode: 0o600 });
+  const handle = await openPrivate(knownHosts, "truncate", "rewrite the project's known_hosts");
+  try {
+    await handle.writeFile(kept.join("\n"));
+  } finally {
+    await handle.close();
+  }
   return true;
 }
