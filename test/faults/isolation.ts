@@ -34,7 +34,8 @@ async function managedProject(ctx: CaseContext, name: string, words: string, tai
   profile.append = `${GUEST_APPEND} ${words}`;
   profile.metadata = "ec2";
   const file = await writeJson(join(ctx.root, "catalog.json"), catalog);
-  const vm = `[[vms]]\nname = "vm"\nmanaged_image = { name = "alpine-minimal", version = "v1" }`;
+  // No SSH server in these guests: `up` must not wait for one.
+  const vm = `[[vms]]\nname = "vm"\nmanaged_image = { name = "alpine-minimal", version = "v1" }\nssh = false`;
   await writeFile(join(dir, "castra.toml"), `[project]\nname = "${name}"\n\n${vm}\n\n${tail}\n`);
   const env = { CASTRA_CATALOG: file };
   const castra = (args: string[]) => ctx.castra(args, { cwd: dir, env, timeoutMs: 200_000 });
