@@ -10,6 +10,7 @@ import {
   type VmConfig,
 } from "../config/model.js";
 import { fsError, InputMissingError } from "../errors.js";
+import { OPEN_PRIVATE } from "../host/private-files.js";
 import {
   guestHostname,
   instanceIdFor,
@@ -218,7 +219,10 @@ export async function prepareGuestNetwork(
   const port = keep ? preferred : await pickFreePort(DEFAULT_HOST_ADDRESS, input.takenPorts);
   input.takenPorts.add(port);
   network.sshForward = { host: port, guest: 22, protocol: "tcp", hostAddress: DEFAULT_HOST_ADDRESS };
-  await writeFile(input.paths.sshPort, `${port}\n`, { mode: 0o600 }).catch(() => {});
+  // Best effort, and never through a link planted at its name.
+  await writeFile(input.paths.sshPort, `${port}\n`, { mode: 0o600, flag: OPEN_PRIVATE.truncate }).catch(
+    () => {},
+  );
   return {
     network,
     ssh: { host: DEFAULT_HOST_ADDRESS, port, user: access.sshUser, automatic: true, keyServed },
