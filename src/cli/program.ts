@@ -43,8 +43,8 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   completion: async () => (await import("./commands/completion.js")).runCompletion,
   broker: async () => (await import("./commands/broker.js")).runBroker,
   metadata: async () => {
-    const { runMetadataResponder } = await import("../metadata/command.js");
-    return (opts) => runMetadataResponder(opts.config);
+    const { runMetadataServer } = await import("../metadata/daemon.js");
+    return (opts) => runMetadataServer(opts.config);
   },
   complete: async () => (await import("./completion/complete.js")).runComplete,
 };

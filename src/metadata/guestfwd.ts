@@ -1,34 +1,27 @@
 import { METADATA_ADDRESS } from "../config/model.js";
+import { LaunchError } from "../errors.js";
+import { type ConnectorOptions, connectorArgv } from "./connector.js";
 
-/** The hidden CLI command QEMU runs for each guest connection to the metadata address. */
-export const METADATA_COMMAND = "__metadata";
-
-export interface MetadataGuestfwdOptions {
-  /** Absolute path of the node binary (`process.execPath`). */
-  nodePath: string;
-  /** Absolute path of castra's CLI script. */
-  cliPath: string;
-  /**
-   * The responder config, relative to QEMU's working directory (`.castra/`), e.g. `run/<vm>-metadata.json`.
-   * Give an absolute path when QEMU runs with `-daemonize`: it changes its directory to `/`.
-   */
-  configRelPath: string;
-}
+/** QEMU copies each guestfwd rule into 1024 bytes (NUL included) and silently cuts a longer one off. */
+export const QEMU_GUESTFWD_MAX_BYTES = 1023;
 
 /**
- * The `guestfwd=` value of QEMU's `-netdev user` that answers `http://169.254.169.254/` with castra's responder.
- * libslirp splits the command with GLib's shell-style parser and runs it without a shell (older builds used
- * `/bin/sh -c`), so every value is single-quoted, which both read the same way, and there is no `exec`
- * (not a program). QEMU's option parser reads `,,` as a literal comma.
+ * The `guestfwd=` value of QEMU's `-netdev user` that relays `http://169.254.169.254/` to the VM's metadata
+ * server through the connector (`connector.ts`). libslirp splits the command with GLib's shell-style parser
+ * and runs it without a shell (older builds used `/bin/sh -c`), so every word is single-quoted, which both
+ * read the same way, and there is no `exec` (not a program). QEMU's option parser reads `,,` as a comma.
  */
-export function metadataGuestfwd(options: MetadataGuestfwdOptions): string {
-  const command = [
-    shellQuote(options.nodePath),
-    shellQuote(options.cliPath),
-    METADATA_COMMAND,
-    shellQuote(options.configRelPath),
-  ].join(" ");
-  return `tcp:${METADATA_ADDRESS}:80-cmd:${command}`.replaceAll(",", ",,");
+export function metadataGuestfwd(options: ConnectorOptions): string {
+  const command = connectorArgv(options).map(shellQuote).join(" ");
+  const rule = `tcp:${METADATA_ADDRESS}:80-cmd:${command}`;
+  const bytes = Buffer.byteLength(rule);
+  if (bytes > QEMU_GUESTFWD_MAX_BYTES) {
+    throw new LaunchError("The metadata service's forwarding rule is too long for QEMU", {
+      detail: `QEMU keeps ${QEMU_GUESTFWD_MAX_BYTES} bytes of a guestfwd rule; with perl at ${options.perlPath} and the socket ${options.socketPath} it would take ${bytes}.`,
+      hint: "put a perl with a shorter path first on PATH (e.g. /usr/bin/perl), then run `castra up` again",
+    });
+  }
+  return rule.replaceAll(",", ",,");
 }
 
 /** One shell word that means exactly `value`: single quotes, with `'` written as `'\''`. */

@@ -10,6 +10,7 @@ import {
   type VmConfig,
 } from "../config/model.js";
 import { fsError, InputMissingError } from "../errors.js";
+import { METADATA_BOUNDS } from "../metadata/bounds.js";
 import {
   guestHostname,
   instanceIdFor,
@@ -52,16 +53,10 @@ export interface GuestAccess {
 export interface GuestNetworkPlan {
   subnet: string;
   mac: string;
-  /** The `guestfwd=` value that answers 169.254.169.254 with castra's responder. */
+  /** The `guestfwd=` value that relays 169.254.169.254 to the VM's metadata server. */
   guestfwd?: string;
   /** The 127.0.0.1 forward castra adds for SSH (absent when the VM declares its own or has `ssh = false`). */
   sshForward?: PortForward;
-}
-
-/** How QEMU starts castra's responder: this node and this CLI script. */
-export interface ResponderCommand {
-  nodePath: string;
-  cliPath: string;
 }
 
 /** Config first, then the image's profile; a bring-your-own image gets no metadata unless it asks. */
@@ -158,8 +153,9 @@ export interface GuestNetworkInput {
   project: Project;
   vm: VmConfig;
   access: GuestAccess;
-  paths: Pick<VmPaths, "metadataConfig" | "metadataLog" | "sshPort">;
-  responder: ResponderCommand;
+  paths: Pick<VmPaths, "metadataConfig" | "metadataLog" | "metadataSocket" | "pidFile" | "sshPort">;
+  /** perl, which QEMU runs per guest connection to relay it to the metadata server (found by preflight). */
+  perlPath: string | undefined;
   /** Host ports (tcp) the project already claims or castra already chose: never picked again. */
   takenPorts: Set<number>;
   /** The automatic SSH port to keep when it is still free (a resumed VM keeps its address). */
@@ -167,8 +163,8 @@ export interface GuestNetworkInput {
 }
 
 /**
- * Right before QEMU starts: writes the responder's configuration (0600, with a fresh token secret), picks
- * the SSH port, and returns the network for the QEMU argv and the SSH endpoint for the run record.
+ * Right before QEMU starts: writes the metadata server's configuration (0600, with a fresh token secret),
+ * picks the SSH port, and returns the network for the QEMU argv and the SSH endpoint for the run record.
  */
 export async function prepareGuestNetwork(
   input: GuestNetworkInput,
@@ -177,7 +173,10 @@ export async function prepareGuestNetwork(
   const mac = guestMac(project.name, vm.name);
   const network: GuestNetworkPlan = { subnet: access.subnet, mac };
   if (access.servesMetadata) {
-    await writeResponderConfig(input.paths.metadataConfig, {
+    const { paths, perlPath } = input;
+    if (perlPath === undefined)
+      throw new Error("unreachable: preflight finds perl for a VM that serves metadata");
+    await writeResponderConfig(paths.metadataConfig, {
       flavour: access.flavour,
       instanceId: instanceIdFor(project.name, vm.name),
       hostname: guestHostname(vm.name),
@@ -186,10 +185,17 @@ export async function prepareGuestNetwork(
       publicKeys: access.flavour === "ec2" ? access.publicKeys : [],
       userDataPath: access.flavour === "ec2" ? access.userDataPath : undefined,
       secret: newResponderSecret(),
-      logPath: input.paths.metadataLog,
+      logPath: paths.metadataLog,
+      socketPath: paths.metadataSocket,
+      vmPidFile: paths.pidFile,
     });
-    // Absolute: QEMU runs the command from whatever directory castra was started in.
-    network.guestfwd = metadataGuestfwd({ ...input.responder, configRelPath: input.paths.metadataConfig });
+    const { readTimeoutMs, writeTimeoutMs } = METADATA_BOUNDS;
+    network.guestfwd = metadataGuestfwd({
+      perlPath,
+      socketPath: paths.metadataSocket,
+      readTimeoutMs,
+      writeTimeoutMs,
+    });
   }
   if (access.sshUser === undefined) return { network };
   const keyServed = access.servesMetadata && access.flavour === "ec2";

@@ -14,9 +14,13 @@ export interface VmPaths {
   qmpSocket: string;
   qemuLog: string;
   serialLog: string;
-  /** The metadata responder's configuration (0600: it holds the token secret). */
+  /** The metadata server's configuration (0600: it holds the token secret), until the server read it. */
   metadataConfig: string;
-  /** One line per guest request to 169.254.169.254. */
+  /** The metadata server's unix socket, which QEMU's per-connection connector relays to. */
+  metadataSocket: string;
+  /** The metadata server's run record. */
+  metadataPidFile: string;
+  /** One line per guest request to 169.254.169.254, and the metadata server's own lines. */
   metadataLog: string;
   /** What provisioning ran in this VM's overlay, so `once` steps run once. */
   provisionRecord: string;
@@ -63,21 +67,32 @@ export function vmPaths(
   return {
     pidFile: join(runDir, `${vm.name}.pid`),
     stoppingMarker: join(runDir, `${vm.name}.stopping`),
-    qmpSocket: qmpSocketPath(join(runDir, `${vm.name}.qmp`), project.stateDir, vm.name, env),
+    qmpSocket: socketPath(runDir, project.stateDir, vm.name, ".qmp", env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
     metadataConfig: join(runDir, `${vm.name}-metadata.json`),
+    metadataSocket: socketPath(runDir, project.stateDir, vm.name, "-metadata.sock", env),
+    metadataPidFile: join(runDir, `${vm.name}-metadata.pid`),
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
   };
 }
 
-/** The QMP socket in run/, or a short per-user path when the project path is too long for a unix socket. */
-function qmpSocketPath(preferred: string, stateDir: string, vmName: string, env: NodeJS.ProcessEnv): string {
+/**
+ * A socket in run/, or in a short per-user directory when the project path is too long for a unix socket,
+ * named by a hash of the project and the VM (`<hash>.qmp`, `<hash>-metadata.sock`).
+ */
+function socketPath(
+  runDir: string,
+  stateDir: string,
+  vmName: string,
+  suffix: string,
+  env: NodeJS.ProcessEnv,
+): string {
+  const preferred = join(runDir, `${vmName}${suffix}`);
   if (Buffer.byteLength(preferred) <= UNIX_SOCKET_MAX_BYTES) return preferred;
-  const hash = shortHash(`${stateDir}\0${vmName}`);
-  return join(shortRuntimeDir(env), `${hash}.qmp`);
+  return join(shortRuntimeDir(env), `${shortHash(`${stateDir}\0${vmName}`)}${suffix}`);
 }
 
 /** `$XDG_RUNTIME_DIR/castra`, else `/tmp/castra-<uid>`: private to this user. */

@@ -6,8 +6,17 @@ import { describeClaim, findPortConflicts } from "../config/ports.js";
 import { CastraError, ExitCode, type ExitCodeValue } from "../errors.js";
 import { formatBytes } from "../host/bytes.js";
 import { existingAncestor, exists } from "../host/files.js";
-import { findOnPath, type HostTools, QEMU_IMG, QEMU_SYSTEM, toolMissingError } from "../host/tools.js";
+import {
+  findOnPath,
+  type HostTools,
+  PERL,
+  perlMissingError,
+  QEMU_IMG,
+  QEMU_SYSTEM,
+  toolMissingError,
+} from "../host/tools.js";
 import type { BaseImageLocation } from "./base-image.js";
+import { subnetHoldsMetadataAddress, vmSubnet } from "./guest-network.js";
 import { findPortHolder, probePort } from "./host-ports.js";
 import type { VmResources } from "./qemu-args.js";
 
@@ -55,7 +64,7 @@ interface Problem {
 
 /** Every check before anything starts; all problems are reported together in one error. */
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
-  const [toolProblems, tools] = await checkTools(input.env);
+  const [toolProblems, tools] = await checkTools(input.env, servingMetadata(input.vms));
   const problems = [
     ...toolProblems,
     ...(await checkBaseImages(input.vms)),
@@ -70,18 +79,34 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   return { tools, warnings: problems.map((p) => p.message) };
 }
 
-async function checkTools(env: NodeJS.ProcessEnv): Promise<[Problem[], HostTools | undefined]> {
-  const [qemuSystem, qemuImg] = await Promise.all([
+/** The VMs whose guests reach castra's metadata service, which needs perl on the host. */
+function servingMetadata(vms: PreflightVm[]): string[] {
+  return vms.filter(({ vm }) => subnetHoldsMetadataAddress(vmSubnet(vm))).map(({ vm }) => vm.name);
+}
+
+async function checkTools(
+  env: NodeJS.ProcessEnv,
+  metadataVms: string[],
+): Promise<[Problem[], HostTools | undefined]> {
+  const [qemuSystem, qemuImg, perl] = await Promise.all([
     findOnPath(QEMU_SYSTEM, env.PATH),
     findOnPath(QEMU_IMG, env.PATH),
+    metadataVms.length > 0 ? findOnPath(PERL, env.PATH) : undefined,
   ]);
-  if (qemuSystem && qemuImg) return [[], { qemuSystem, qemuImg }];
-  const missing = [qemuSystem ? undefined : QEMU_SYSTEM, qemuImg ? undefined : QEMU_IMG].filter(
+  const errors = [];
+  const missingQemu = [qemuSystem ? undefined : QEMU_SYSTEM, qemuImg ? undefined : QEMU_IMG].filter(
     (t): t is string => t !== undefined,
   );
-  const error = toolMissingError(missing);
-  const message = `${error.headline}\n${error.detail}`;
-  return [[{ message, hint: error.hint ?? "", exitCode: ExitCode.toolMissing, forceable: false }], undefined];
+  if (missingQemu.length > 0) errors.push(toolMissingError(missingQemu));
+  if (metadataVms.length > 0 && !perl) errors.push(perlMissingError(metadataVms));
+  if (qemuSystem && qemuImg && errors.length === 0) return [[], { qemuSystem, qemuImg, perl }];
+  const problems = errors.map((error) => ({
+    message: `${error.headline}\n${error.detail}`,
+    hint: error.hint ?? "",
+    exitCode: ExitCode.toolMissing,
+    forceable: false,
+  }));
+  return [problems, undefined];
 }
 
 async function checkBaseImages(vms: PreflightVm[]): Promise<Problem[]> {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { VmConfig } from "../config/model.js";
+import { CONNECTOR_SCRIPT } from "../metadata/connector.js";
 import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import type { ResolvedBaseImage } from "./base-image.js";
 import type { GuestNetworkPlan } from "./guest-access.js";
@@ -153,9 +154,10 @@ test("commas in paths and names are doubled inside QEMU option lists", () => {
 
 test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join the user network", () => {
   const guestfwd = metadataGuestfwd({
-    nodePath: "/usr/bin/node",
-    cliPath: "/opt/castra,1/dist/castra.js",
-    configRelPath: "/p/.castra/run/devbox-metadata.json",
+    perlPath: "/usr/bin/perl",
+    socketPath: "/p,1/.castra/run/devbox-metadata.sock",
+    readTimeoutMs: 2000,
+    writeTimeoutMs: 10_000,
   });
   const args = buildQemuArgs(
     vm({ portForwards: [{ host: 8080, guest: 80, protocol: "tcp", hostAddress: "127.0.0.1" }] }),
@@ -176,8 +178,8 @@ test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join t
   assert.equal(
     netdev,
     "user,id=net0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:40222-:22," +
-      "guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/opt/castra,,1/dist/castra.js' __metadata " +
-      "'/p/.castra/run/devbox-metadata.json'",
+      `guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/perl' '-e' '${CONNECTOR_SCRIPT.replaceAll(",", ",,")}' ` +
+      "'--' '/p,,1/.castra/run/devbox-metadata.sock' '3' '10'",
   );
   assert.equal(args[args.indexOf("-device") + 1], "virtio-net-pci,netdev=net0,mac=52:54:00:01:02:03");
 });

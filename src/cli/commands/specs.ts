@@ -311,12 +311,12 @@ export const broker = command({
 });
 export type BrokerOptions = OptionsOf<typeof broker>;
 
-/** QEMU runs this once per guest connection to 169.254.169.254; hidden, and no IO: stderr reaches the guest. */
+/** Started detached by `castra up`, once per VM that serves instance metadata; not for people. */
 export const metadata = command({
-  name: "__metadata",
-  description: "answer one guest instance-metadata request on stdin/stdout",
+  name: "__metadata-server",
+  description: "serve one VM's instance metadata on its unix socket",
   hidden: true,
-  args: { config: requiredOperand("<config>", "the responder configuration") },
+  args: { config: requiredOperand("<config>", "the metadata server configuration") },
 });
 
 /** In the order `castra --help` lists them. */
