@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { fsError, LaunchError } from "../errors.js";
 import { readJsonFile, writeJsonAtomic } from "../host/files.js";
 import { readTailLines } from "../host/log-tail.js";
-import { runsArgv, signalIfOurs, waitForExit } from "../host/process.js";
+import { signalIfOurs, waitForExit } from "../host/process.js";
 import { METADATA_SERVER_COMMAND, READY_FD } from "./daemon.js";
 
 /** The files of one VM's metadata server (docs/design.md, "Project state"). */
@@ -85,12 +85,6 @@ export async function stopMetadataServer(files: MetadataServerFiles): Promise<bo
   const wasRunning = await endServer(files);
   await rm(files.config, { force: true });
   return wasRunning;
-}
-
-/** Whether the recorded server still runs (for `status`). */
-export async function metadataServerRuns(pidFile: string): Promise<boolean> {
-  const record = await readJsonFile<MetadataServerRecord>(pidFile);
-  return record !== undefined && (await runsArgv(record.pid, record.argv));
 }
 
 /** SIGTERM, then SIGKILL, to the recorded server only while it runs its recorded argv; removes its pid file and socket. */

@@ -40,21 +40,23 @@ function ctrlCWhen(host: FakeVmHost, predicate: (h: FakeVmHost) => boolean): Abo
   return controller.signal;
 }
 
+/** What `up` does to start web and then db: each VM's metadata server is started right before its QEMU. */
+const STARTING_WEB_AND_DB = [
+  "lock castra up",
+  "disk web",
+  "metadata start web",
+  "launch web",
+  "disk db",
+  "metadata start db",
+  "launch db",
+];
+
 test("up starts every VM, waits for each, and ends with where to look; exit 0", async () => {
   const { dir } = await project(byoToml(["web", "db"]));
   const host = new FakeVmHost();
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(host.actions, [
-    "lock castra up",
-    "disk web",
-    "metadata start web",
-    "launch web",
-    "disk db",
-    "metadata start db",
-    "launch db",
-    "unlock",
-  ]);
+  assert.deepEqual(host.actions, [...STARTING_WEB_AND_DB, "unlock"]);
   assert.match(run.stderr, /^Created overlay \.castra\/web-overlay\.qcow2 on images\/web\.qcow2$/m);
   assert.match(run.stderr, /^Starting web \(tcg, 1 CPU, 1\.0 GiB\)…$/m);
   assert.match(run.stderr, /^Waiting for db to be ready \("login:" on its serial console\)…$/m);
@@ -128,15 +130,7 @@ test("a metadata server that does not come up stops its VM and everything else t
     /^error: The metadata server of vm db did not start: it exited \(status 65\) while starting$/m,
   );
   // Each server starts before its VM's QEMU, and QEMU is not waited for before the server listens.
-  assert.deepEqual(host.actions.slice(0, 7), [
-    "lock castra up",
-    "disk web",
-    "metadata start web",
-    "launch web",
-    "disk db",
-    "metadata start db",
-    "launch db",
-  ]);
+  assert.deepEqual(host.actions.slice(0, STARTING_WEB_AND_DB.length), STARTING_WEB_AND_DB);
   for (const action of ["stop web skip-powerdown", "stop db skip-powerdown", "metadata stop web"])
     assert.ok(host.actions.includes(action), host.actions.join(", "));
   assert.equal(host.vms.size, 0);
