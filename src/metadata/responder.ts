@@ -96,6 +96,9 @@ function deliver(
     }, writeTimeoutMs);
     socket.once("error", () => settle("gone"));
     socket.once("close", () => settle("gone"));
+    // One write for head and body: split, a small answer would cross QEMU's user network as two segments, and
+    // slirp holds the second back (Nagle) until the guest acknowledges the first.
+    socket.cork();
     for (const part of parts.slice(0, -1)) socket.write(part);
     socket.end(parts.at(-1), () => {
       settle("sent");
