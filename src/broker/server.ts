@@ -3,7 +3,8 @@ import { createServer, type Socket } from "node:net";
 /** VM names as castra.toml allows them. */
 const VM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const MAX_LINE_BYTES = 512;
-const IDLE_TIMEOUT_MS = 5 * 60_000;
+/** A guest connection that sends nothing this long is closed (its relay ends with it). */
+export const BROKER_IDLE_TIMEOUT_MS = 5 * 60_000;
 const MAX_CONNECTIONS = 64;
 
 export const BROKER_GREETING = "castra host broker: send `hello <vm>` to report in";
@@ -57,7 +58,7 @@ function serve(socket: Socket, options: BrokerServerOptions): void {
   const from = `connection #${connections}`;
   options.log(`${from} opened`);
   socket.setEncoding("utf8");
-  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.end("bye: idle\n"));
+  socket.setTimeout(BROKER_IDLE_TIMEOUT_MS, () => socket.end("bye: idle\n"));
   socket.on("error", () => {}); // A guest vanishing mid-line is normal; "close" below logs it.
   socket.on("close", () => options.log(`${from} closed`));
   socket.write(`${BROKER_GREETING}\n`);

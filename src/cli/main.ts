@@ -6,19 +6,15 @@ import { VERSION } from "./version.js";
 
 async function main(argv: string[]): Promise<number> {
   makeCreatedFilesPrivate();
-  // Answered before the command table loads: these cost little more than starting node.
+  // Answered before the command table loads: these cost little more than starting node (the metadata server
+  // starts while its VM's QEMU does).
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  if (argv.length === 2 && argv[0] === "__metadata") {
-    const { runMetadataResponder } = await import("../metadata/command.js");
-    return runMetadataResponder(argv[1] as string);
-  }
-  // `relayGuestfwd`'s command: QEMU runs it once per guest connection to the broker.
-  if (argv.length === 2 && argv[0] === "__relay") {
-    const { relayToSocket } = await import("../host/relay.js");
-    return relayToSocket(argv[1] as string);
+  if (argv.length === 2 && argv[0] === "__metadata-server") {
+    const { runMetadataServer } = await import("../metadata/daemon.js");
+    return runMetadataServer(argv[1] as string);
   }
   const controller = new AbortController();
   let interrupts = 0;

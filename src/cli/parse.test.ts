@@ -167,6 +167,6 @@ test("help for a command lists its flags; the program's lists every visible comm
   const top = helpText([]) ?? "";
   for (const name of ["init", "ports", "up", "down", "status", "logs", "ssh", "images"])
     assert.match(top, new RegExp(`^ {2}${name}\\b`, "m"));
-  assert.doesNotMatch(top, /^ {2}(__metadata|__relay|broker)\b/m);
+  assert.doesNotMatch(top, /^ {2}(__metadata-server|broker)\b/m);
   assert.match(helpText(["images"]) ?? "", /^ {2}pull \[options\] \[image\] +download and prepare/m);
 });

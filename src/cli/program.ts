@@ -43,14 +43,10 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   completion: async () => (await import("./commands/completion.js")).runCompletion,
   broker: async () => (await import("./commands/broker.js")).runBroker,
   metadata: async () => {
-    const { runMetadataResponder } = await import("../metadata/command.js");
-    return (opts) => runMetadataResponder(opts.config);
+    const { runMetadataServer } = await import("../metadata/daemon.js");
+    return (opts) => runMetadataServer(opts.config);
   },
   complete: async () => (await import("./completion/complete.js")).runComplete,
-  relay: async () => {
-    const { relayToSocket } = await import("../host/relay.js");
-    return (opts) => relayToSocket(opts.socket);
-  },
 };
 
 /** Loads the chosen command's module and runs it; resolves to its exit code. */

@@ -49,7 +49,7 @@ export async function vmHostOf(ctx: CommandContext): Promise<VmHost> {
   return ctx.vmHost ?? (await import("../project/real-vm-host.js")).realVmHost;
 }
 
-/** How to run castra itself again: the broker process, and QEMU's per-connection metadata responder. */
+/** How to run castra itself again: the broker process and each VM's metadata server. */
 export function castraItself(): { execPath: string; execArgv: string[]; entry: string } {
   return { execPath: process.execPath, execArgv: process.execArgv, entry: resolve(process.argv[1] ?? "") };
 }

@@ -6,11 +6,14 @@ import { ToolMissingError } from "../errors.js";
 
 export const QEMU_SYSTEM = "qemu-system-x86_64";
 export const QEMU_IMG = "qemu-img";
+export const PERL = "perl";
 
 /** Absolute paths of the host tools castra runs, found on PATH once per command. */
 export interface HostTools {
   qemuSystem: string;
   qemuImg: string;
+  /** Found only when a VM to start serves metadata: QEMU runs it per guest connection to 169.254.169.254. */
+  perl?: string;
 }
 
 /** The first executable `name` on `pathVar`, or undefined. */
@@ -50,6 +53,19 @@ export function toolMissingError(missing: string[]): ToolMissingError {
       ...QEMU_INSTALL.map(([platform, command]) => `  ${`${platform}:`.padEnd(14)} ${command}`),
     ].join("\n"),
     hint: "install QEMU as shown above, check the host with `castra doctor`, then run `castra up` again",
+  });
+}
+
+/** perl is missing: it relays each guest connection to the metadata service or the broker (`vm/connector.ts`). */
+export function perlMissingError(vmNames: string[]): ToolMissingError {
+  return new ToolMissingError(`${PERL} is not installed`, {
+    detail: [
+      `castra's metadata service and host broker run perl for each guest connection of ${vmNames.join(", ")}. Install it with:`,
+      "  Debian/Ubuntu: sudo apt-get install perl-base",
+      "  Fedora:        sudo dnf install perl-interpreter",
+      "  macOS:         part of the system (/usr/bin/perl)",
+    ].join("\n"),
+    hint: `install perl as shown above, check it with \`${PERL} -v\`, then run \`castra up\` again`,
   });
 }
 

@@ -27,6 +27,8 @@ const config: ResponderConfig = {
   userDataPath: "../../user-data.sh",
   secret: newResponderSecret(),
   logPath: "../logs/devbox-metadata.log",
+  socketPath: "devbox-metadata.sock",
+  vmPidFile: "devbox.pid",
 };
 
 test("the config is written owner-only and read back with paths relative to its directory", async () => {
@@ -37,6 +39,8 @@ test("the config is written owner-only and read back with paths relative to its 
   assert.equal(read.secret, config.secret);
   assert.equal(read.logPath, join(dir, ".castra", "logs", "devbox-metadata.log"));
   assert.equal(read.userDataPath, join(dir, "user-data.sh"));
+  assert.equal(read.socketPath, join(dir, ".castra", "run", "devbox-metadata.sock"));
+  assert.equal(read.vmPidFile, join(dir, ".castra", "run", "devbox.pid"));
 });
 
 test("a broken config is a data error (65) naming the file", async () => {
@@ -45,6 +49,7 @@ test("a broken config is a data error (65) naming the file", async () => {
     "{not json",
     JSON.stringify({ ...config, flavour: "gcp" }),
     JSON.stringify({ ...config, publicKeys: ["a\nb"] }),
+    JSON.stringify({ ...config, socketPath: "" }),
   ]) {
     await writeFile(path, content);
     const err = await readResponderConfig(path).catch((e: unknown) => e);

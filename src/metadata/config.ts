@@ -6,8 +6,9 @@ import { DataError, fsError } from "../errors.js";
 import { writeJsonAtomic } from "../host/files.js";
 
 /**
- * What one VM's metadata responder serves, written by the launcher to `.castra/run/<vm>-metadata.json`
- * (mode 0600: it holds the token secret). Relative paths resolve against this file's directory.
+ * What one VM's metadata server serves and where, written by `up` to `.castra/run/<vm>-metadata.json` (mode
+ * 0600: it holds the token secret) before it starts the server. Relative paths resolve against this file's
+ * directory.
  */
 export interface ResponderConfig {
   flavour: MetadataFlavour;
@@ -21,12 +22,16 @@ export interface ResponderConfig {
   mac: string;
   /** OpenSSH public key lines; never a private key. */
   publicKeys: string[];
-  /** Served byte for byte as `latest/user-data`; absent means 404. */
+  /** Read when the server starts and served byte for byte as `latest/user-data`; absent means 404. */
   userDataPath?: string;
   /** Signs IMDSv2 tokens; per VM, random (see `newResponderSecret`). */
   secret: string;
   /** One line per request is appended here (`.castra/logs/<vm>-metadata.log`). */
   logPath: string;
+  /** The unix socket the server listens on and QEMU's connector connects to. */
+  socketPath: string;
+  /** The VM's run record (`run/<vm>.pid`): the server ends itself once that QEMU is gone. */
+  vmPidFile: string;
 }
 
 /** QEMU's user network with `net=169.254.0.0/16` leases this address to the first guest (slirp's x.x.2.15). */
@@ -78,6 +83,8 @@ export async function readResponderConfig(path: string): Promise<ResponderConfig
   return {
     ...config,
     logPath: absolute(config.logPath),
+    socketPath: absolute(config.socketPath),
+    vmPidFile: absolute(config.vmPidFile),
     userDataPath: config.userDataPath === undefined ? undefined : absolute(config.userDataPath),
   };
 }
@@ -86,7 +93,16 @@ function validate(value: unknown, path: string): ResponderConfig {
   if (typeof value !== "object" || value === null) throw invalid(path, "expected a JSON object");
   const c = value as Record<string, unknown>;
   if (c.flavour !== "ec2" && c.flavour !== "none") throw invalid(path, 'flavour must be "ec2" or "none"');
-  for (const key of ["instanceId", "hostname", "localIpv4", "mac", "secret", "logPath"]) {
+  for (const key of [
+    "instanceId",
+    "hostname",
+    "localIpv4",
+    "mac",
+    "secret",
+    "logPath",
+    "socketPath",
+    "vmPidFile",
+  ]) {
     if (typeof c[key] !== "string" || c[key] === "") throw invalid(path, `${key} must be a non-empty string`);
   }
   if (

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import type { ResponderConfig } from "./config.js";
 import type { HttpRequest, HttpResponse } from "./http.js";
 import { issueToken, parseTokenTtl, verifyToken } from "./token.js";
@@ -10,12 +9,16 @@ const TOKEN_PATH = "/latest/api/token";
 const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
 
+/** What a VM's metadata server answers from: its configuration and the user-data it read at start. */
+export interface MetadataContent {
+  config: ResponderConfig;
+  /** The user-data file's bytes as the server found them when it started; absent means 404. */
+  userData?: Buffer;
+}
+
 /** The subset of EC2's instance metadata API that Alpine's tiny-cloud reads. */
-export async function answerEc2(
-  config: ResponderConfig,
-  request: HttpRequest,
-  nowMs: number,
-): Promise<HttpResponse> {
+export function answerEc2(content: MetadataContent, request: HttpRequest, nowMs: number): HttpResponse {
+  const { config } = content;
   const { method } = request;
   if (method !== "GET" && method !== "HEAD" && method !== "PUT") {
     return text(405, "method not allowed", { Allow: "GET, HEAD, PUT" });
@@ -43,8 +46,11 @@ export async function answerEc2(
   }
   if (method === "PUT") return text(405, "metadata is read-only", { Allow: "GET, HEAD" });
 
-  if (path === "/latest/user-data") return userData(config);
-  const node = lookup(rootTree(config), path);
+  if (path === "/latest/user-data") {
+    if (content.userData === undefined) return text(404, "no user-data");
+    return { status: 200, body: content.userData, contentType: "application/octet-stream" };
+  }
+  const node = lookup(rootTree(content), path);
   if (node === undefined) return text(404, "not found");
   return { status: 200, body: Buffer.from(typeof node === "string" ? node : listing(node)) };
 }
@@ -63,7 +69,7 @@ function requestPath(target: string): string | undefined {
   }
 }
 
-function rootTree(config: ResponderConfig): MetadataNode {
+function rootTree({ config, userData }: MetadataContent): MetadataNode {
   const mac = config.mac.toLowerCase();
   const metaData: Record<string, MetadataNode> = {
     hostname: config.hostname,
@@ -82,7 +88,7 @@ function rootTree(config: ResponderConfig): MetadataNode {
     metaData["public-keys"] = dir({ "0": dir({ "openssh-key": config.publicKeys.join("\n") }) }, "0=castra");
   }
   const latest: Record<string, MetadataNode> = { "meta-data": dir(metaData) };
-  if (config.userDataPath !== undefined) latest["user-data"] = "";
+  if (userData !== undefined) latest["user-data"] = "";
   return dir({ latest: dir(latest) });
 }
 
@@ -109,20 +115,6 @@ function listing(node: Exclude<MetadataNode, string>): string {
     .map(([name, child]) => (typeof child === "string" ? name : `${name}/`))
     .sort()
     .join("\n");
-}
-
-async function userData(config: ResponderConfig): Promise<HttpResponse> {
-  if (config.userDataPath === undefined) return text(404, "no user-data");
-  try {
-    return {
-      status: 200,
-      body: await readFile(config.userDataPath),
-      contentType: "application/octet-stream",
-    };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return text(404, "no user-data");
-    return text(500, "cannot read user-data");
-  }
 }
 
 export function text(status: number, message: string, headers?: Record<string, string>): HttpResponse {

@@ -24,30 +24,29 @@ export interface ReadLimits {
   timeoutMs: number;
 }
 
-export const DEFAULT_READ_LIMITS: ReadLimits = {
-  maxHeaderBytes: 16 * 1024,
-  maxBodyBytes: 16 * 1024,
-  timeoutMs: 2000,
-};
-
 /** Reads exactly one request; `nc` clients send HTTP/1.0 and may use bare `\n` line endings. */
-export function readRequest(input: Readable, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<ReadOutcome> {
+export function readRequest(input: Readable, limits: ReadLimits): Promise<ReadOutcome> {
   return new Promise((resolve) => {
     let buffered = Buffer.alloc(0);
     let head: Omit<HttpRequest, "body"> | undefined;
     let bodyStart = 0;
     let bodyLength = 0;
+    const tooLarge = `request headers over ${limits.maxHeaderBytes} bytes`;
 
     const finish = (outcome: ReadOutcome) => {
       clearTimeout(timer);
       input.off("data", onData);
       input.off("end", onEnd);
       input.off("error", onEnd);
+      input.off("close", onEnd);
       input.pause();
       resolve(outcome);
     };
-    const reject = (status: number, reason: string) =>
-      finish({ kind: "rejected", status, reason, method: head?.method, target: head?.target });
+    const reject = (status: number, reason: string) => {
+      // Without a complete head, the log still names what was asked when the request line arrived.
+      const line = head ?? partialRequestLine(buffered);
+      finish({ kind: "rejected", status, reason, method: line?.method, target: line?.target });
+    };
 
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -56,10 +55,10 @@ export function readRequest(input: Readable, limits: ReadLimits = DEFAULT_READ_L
         const text = buffered.toString("latin1").replace(/^(\r?\n)+/, "");
         const end = /\r?\n\r?\n/.exec(text);
         if (!end) {
-          if (text.length > limits.maxHeaderBytes) reject(431, "request headers too large");
+          if (text.length > limits.maxHeaderBytes) reject(431, tooLarge);
           return;
         }
-        if (end.index > limits.maxHeaderBytes) return reject(431, "request headers too large");
+        if (end.index > limits.maxHeaderBytes) return reject(431, tooLarge);
         const parsed = parseHead(text.slice(0, end.index));
         if (typeof parsed === "string") return reject(400, parsed);
         head = parsed;
@@ -75,13 +74,23 @@ export function readRequest(input: Readable, limits: ReadLimits = DEFAULT_READ_L
     };
     const onEnd = () =>
       buffered.length === 0 ? finish({ kind: "closed" }) : reject(400, "connection closed mid-request");
-    const timer = setTimeout(() => reject(408, "request not received in time"), limits.timeoutMs);
+    const timer = setTimeout(
+      () => reject(408, `request not received within ${limits.timeoutMs} ms`),
+      limits.timeoutMs,
+    );
 
     input.on("data", onData);
     input.on("end", onEnd);
     input.on("error", onEnd);
+    // A connection destroyed from this side (the server stopping) ends without "end".
+    input.on("close", onEnd);
     input.resume();
   });
+}
+
+function partialRequestLine(buffered: Buffer): { method: string; target: string } | undefined {
+  const match = /^(?:\r?\n)*([A-Za-z]+) +(\S+) +HTTP\/[\d.]+\r?\n/.exec(buffered.toString("latin1", 0, 8192));
+  return match?.[1] && match[2] ? { method: match[1].toUpperCase(), target: match[2] } : undefined;
 }
 
 function parseHead(text: string): Omit<HttpRequest, "body"> | string {
@@ -110,7 +119,7 @@ function bodyFraming(
   if (declared === undefined) return 0;
   if (!/^[0-9]{1,9}$/.test(declared)) return { status: 400, reason: "malformed Content-Length" };
   const length = Number(declared);
-  return length > maxBodyBytes ? { status: 413, reason: "request body too large" } : length;
+  return length > maxBodyBytes ? { status: 413, reason: `request body over ${maxBodyBytes} bytes` } : length;
 }
 
 const REASONS: Record<number, string> = {
@@ -134,8 +143,11 @@ export interface HttpResponse {
   contentType?: string;
 }
 
-/** Serialises a response; every connection carries exactly one, so it always says `Connection: close`. */
-export function formatResponse(response: HttpResponse, includeBody: boolean): Buffer {
+/**
+ * Serialises a response as its head and its body, which is never copied (user-data may be megabytes, served
+ * to several connections from one buffer); every connection carries exactly one, so `Connection: close`.
+ */
+export function formatResponse(response: HttpResponse, includeBody: boolean): Buffer[] {
   const lines = [
     `HTTP/1.1 ${response.status} ${REASONS[response.status] ?? "Unknown"}`,
     `Content-Type: ${response.contentType ?? "text/plain"}`,
@@ -144,5 +156,5 @@ export function formatResponse(response: HttpResponse, includeBody: boolean): Bu
     ...Object.entries(response.headers ?? {}).map(([name, value]) => `${name}: ${value}`),
   ];
   const head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
-  return includeBody ? Buffer.concat([head, response.body]) : head;
+  return includeBody ? [head, response.body] : [head];
 }

@@ -1,20 +1,28 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server } from "node:net";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import {
+  exchange,
+  get,
+  logOnceItHas,
+  putToken,
+  startTestService,
+  TEST_KEYS,
+  type TestService,
+  testResponderConfig,
+} from "../../test/support/metadata.js";
+import { METADATA_BOUNDS } from "./bounds.js";
 import type { ResponderConfig } from "./config.js";
-import { type ServedRequest, serveConnection } from "./responder.js";
 import { issueToken } from "./token.js";
 
+// What the server answers: each test exchanges raw bytes with a metadata server on a unix socket, as the
+// connector QEMU runs per guest connection does.
 const dir = await mkdtemp(join(tmpdir(), "castra-imds-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-const KEYS = [
-  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0castraprojectkey castra@demo",
-  "ssh-rsa AAAAB3NzaC1yc2E user@laptop",
-];
+const KEYS = TEST_KEYS;
 // Binary user-data: NULs, CRLF, a lone CR and bytes that are not UTF-8.
 const USER_DATA = Buffer.concat([
   Buffer.from("#!/bin/sh\r\necho hi\r\n"),
@@ -22,105 +30,29 @@ const USER_DATA = Buffer.concat([
   Buffer.from("tail"),
 ]);
 
-function baseConfig(overrides: Partial<ResponderConfig> = {}): ResponderConfig {
-  return {
-    flavour: "ec2",
-    instanceId: "i-0123456789abcdef0",
-    hostname: "devbox",
-    localIpv4: "169.254.0.15",
-    mac: "52:54:00:12:34:56",
-    publicKeys: KEYS,
-    userDataPath: join(dir, "user-data.bin"),
-    secret: "test-secret",
-    logPath: join(dir, "logs", "devbox-metadata.log"),
-    ...overrides,
-  };
-}
+const baseConfig = (overrides: Partial<ResponderConfig> = {}) => testResponderConfig(dir, overrides);
 
-interface Responder {
-  port: number;
-  served: ServedRequest[];
-}
-
-/** A local TCP server that hands each connection to the responder, as QEMU does with its socket. */
-async function startResponder(
+function startResponder(
   config: ResponderConfig,
-  timeoutMs = 2000,
-): Promise<Responder & { server: Server }> {
-  const served: ServedRequest[] = [];
-  // Half-open like stdin/stdout: a guest that stops sending still gets its answer.
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    const limits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 16 * 1024, timeoutMs };
-    void serveConnection(socket, socket, config, { limits }).then((s) => s && served.push(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  assert.ok(address && typeof address === "object");
-  return { server, port: address.port, served };
-}
-
-interface RawResponse {
-  status: number;
-  headers: Map<string, string>;
-  body: Buffer;
-}
-
-/** Sends bytes exactly as given (like `printf ... | nc`) and reads until the responder closes. */
-function exchange(
-  port: number,
-  request: string | Buffer,
-  options: { halfClose?: boolean } = {},
-): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    const chunks: Buffer[] = [];
-    socket.on("data", (c) => chunks.push(c));
-    socket.on("error", reject);
-    socket.on("close", () => resolve(parseResponse(Buffer.concat(chunks))));
-    // nc does not half-close after sending, so by default the request must be answered with the socket open.
-    socket.write(request);
-    if (options.halfClose) socket.end();
-  });
-}
-
-function parseResponse(raw: Buffer): RawResponse {
-  const split = raw.indexOf("\r\n\r\n");
-  assert.ok(split > 0, `no response head in ${JSON.stringify(raw.toString("latin1"))}`);
-  const [statusLine = "", ...lines] = raw.subarray(0, split).toString("latin1").split("\r\n");
-  const headers = new Map(
-    lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+  options: { userData?: Buffer; readTimeoutMs?: number } = {},
+) {
+  const userData = "userData" in options ? options.userData : USER_DATA;
+  return startTestService(
+    dir,
+    { config, userData },
+    { ...METADATA_BOUNDS, readTimeoutMs: options.readTimeoutMs ?? 2000 },
   );
-  return { status: Number(statusLine.split(" ")[1]), headers, body: raw.subarray(split + 4) };
 }
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 2000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    assert.ok(Date.now() < deadline, "timed out waiting");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const get = (path: string, headers: Record<string, string> = {}, version = "1.0") =>
-  `GET ${path} HTTP/${version}\r\n${Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join("")}\r\n`;
-
-const putToken = (ttl?: string) =>
-  `PUT /latest/api/token HTTP/1.0\r\n${ttl === undefined ? "" : `X-aws-ec2-metadata-token-ttl-seconds: ${ttl}\r\n`}\r\n`;
 
 describe("EC2 flavour", () => {
-  let r: Responder & { server: Server };
+  let r: TestService;
   before(async () => {
-    await writeFile(join(dir, "user-data.bin"), USER_DATA);
     r = await startResponder(baseConfig());
   });
-  after(() => r.server.close());
+  after(() => r.close());
 
   const body = async (path: string, headers?: Record<string, string>) => {
-    const res = await exchange(r.port, get(path, headers));
+    const res = await exchange(r.socketPath, get(path, headers));
     assert.equal(res.status, 200, `GET ${path}`);
     assert.equal(res.headers.get("connection"), "close");
     assert.equal(Number(res.headers.get("content-length")), res.body.length);
@@ -148,14 +80,14 @@ describe("EC2 flavour", () => {
   });
 
   test("user-data is served byte for byte as application/octet-stream", async () => {
-    const res = await exchange(r.port, get("/latest/user-data"));
+    const res = await exchange(r.socketPath, get("/latest/user-data"));
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), "application/octet-stream");
     assert.deepEqual(res.body, USER_DATA);
   });
 
   test("a token from PUT is accepted on a later connection; IMDSv1 without a token still works", async () => {
-    const issued = await exchange(r.port, putToken("21600"));
+    const issued = await exchange(r.socketPath, putToken("21600"));
     assert.equal(issued.status, 200);
     assert.equal(issued.headers.get("x-aws-ec2-metadata-token-ttl-seconds"), "21600");
     const token = issued.body.toString();
@@ -169,7 +101,7 @@ describe("EC2 flavour", () => {
     const expired = issueToken("test-secret", 1, Date.now() - 5000);
     for (const token of ["nonsense", wrongSecret, expired, `${wrongSecret.split(".")[0]}.AAAA`]) {
       const res = await exchange(
-        r.port,
+        r.socketPath,
         get("/latest/meta-data/public-keys/0/openssh-key", { "X-aws-ec2-metadata-token": token }),
       );
       assert.equal(res.status, 401, token);
@@ -179,10 +111,10 @@ describe("EC2 flavour", () => {
 
   test("PUT without a valid TTL is 400; a forwarded PUT gets no token", async () => {
     for (const ttl of [undefined, "0", "21601", "abc", ""]) {
-      assert.equal((await exchange(r.port, putToken(ttl))).status, 400, `ttl ${ttl}`);
+      assert.equal((await exchange(r.socketPath, putToken(ttl))).status, 400, `ttl ${ttl}`);
     }
     const forwarded = `PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n`;
-    assert.equal((await exchange(r.port, forwarded)).status, 403);
+    assert.equal((await exchange(r.socketPath, forwarded)).status, 403);
   });
 
   test("credentials and other unknown paths are 404; other methods are 405", async () => {
@@ -192,16 +124,16 @@ describe("EC2 flavour", () => {
       "/latest/dynamic/",
       "/x",
     ]) {
-      assert.equal((await exchange(r.port, get(path))).status, 404, path);
+      assert.equal((await exchange(r.socketPath, get(path))).status, 404, path);
     }
-    assert.equal((await exchange(r.port, "DELETE /latest/meta-data/ HTTP/1.0\r\n\r\n")).status, 405);
-    assert.equal((await exchange(r.port, "POST /latest/api/token HTTP/1.0\r\n\r\n")).status, 405);
-    assert.equal((await exchange(r.port, get("/latest/api/token"))).status, 405);
+    assert.equal((await exchange(r.socketPath, "DELETE /latest/meta-data/ HTTP/1.0\r\n\r\n")).status, 405);
+    assert.equal((await exchange(r.socketPath, "POST /latest/api/token HTTP/1.0\r\n\r\n")).status, 405);
+    assert.equal((await exchange(r.socketPath, get("/latest/api/token"))).status, 405);
   });
 
   test("HEAD answers the length without a body", async () => {
     const res = await exchange(
-      r.port,
+      r.socketPath,
       "HEAD /latest/meta-data/hostname HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
     );
     assert.equal(res.status, 200);
@@ -211,7 +143,7 @@ describe("EC2 flavour", () => {
 
   test("an HTTP/1.0 request with bare \\n line endings, as nc sends it, is answered", async () => {
     const res = await exchange(
-      r.port,
+      r.socketPath,
       "PUT /latest/api/token HTTP/1.0\nX-aws-ec2-metadata-token-ttl-seconds: 5\n\n",
     );
     assert.equal(res.status, 200);
@@ -221,31 +153,32 @@ describe("EC2 flavour", () => {
   });
 
   test("malformed and oversized requests get an error status and the responder keeps serving", async () => {
-    assert.equal((await exchange(r.port, "garbage\r\n\r\n")).status, 400);
-    assert.equal((await exchange(r.port, "GET /latest HTTP/2.0\r\n\r\n")).status, 400);
-    assert.equal((await exchange(r.port, "GET /latest HTTP/1.0\r\n bad: fold\r\n\r\n")).status, 400);
-    assert.equal((await exchange(r.port, get("/latest/meta-data/%zz"))).status, 400);
+    assert.equal((await exchange(r.socketPath, "garbage\r\n\r\n")).status, 400);
+    assert.equal((await exchange(r.socketPath, "GET /latest HTTP/2.0\r\n\r\n")).status, 400);
+    assert.equal((await exchange(r.socketPath, "GET /latest HTTP/1.0\r\n bad: fold\r\n\r\n")).status, 400);
+    assert.equal((await exchange(r.socketPath, get("/latest/meta-data/%zz"))).status, 400);
     assert.equal(
-      (await exchange(r.port, `GET / HTTP/1.0\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).status,
+      (await exchange(r.socketPath, `GET / HTTP/1.0\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).status,
       431,
     );
     // No blank line at all, ever: the header limit still applies.
-    assert.equal((await exchange(r.port, Buffer.alloc(40_000, 0x41))).status, 431);
+    assert.equal((await exchange(r.socketPath, Buffer.alloc(40_000, 0x41))).status, 431);
     assert.equal(
-      (await exchange(r.port, "PUT /latest/api/token HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n")).status,
+      (await exchange(r.socketPath, "PUT /latest/api/token HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n"))
+        .status,
       413,
     );
     assert.equal(
-      (await exchange(r.port, "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")).status,
+      (await exchange(r.socketPath, "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")).status,
       501,
     );
-    assert.equal((await exchange(r.port, "GET /latest/meta-data/", { halfClose: true })).status, 400);
+    assert.equal((await exchange(r.socketPath, "GET /latest/meta-data/", { halfClose: true })).status, 400);
     assert.equal(await body("/latest/meta-data/hostname"), "devbox");
   });
 
   test("a request body is read before answering", async () => {
     const res = await exchange(
-      r.port,
+      r.socketPath,
       "PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 9\r\nContent-Length: 4\r\n\r\nabcd",
     );
     assert.equal(res.status, 200);
@@ -254,13 +187,10 @@ describe("EC2 flavour", () => {
   test("each request is one log line without the token or the user-data", async () => {
     const logPath = baseConfig().logPath;
     const before = (await readFile(logPath, "utf8").catch(() => "")).length;
-    const token = (await exchange(r.port, putToken("60"))).body.toString();
+    const token = (await exchange(r.socketPath, putToken("60"))).body.toString();
     await body("/latest/user-data", { "X-aws-ec2-metadata-token": token });
     // The guest gets its answer before the line is written.
-    const added = await waitFor(async () => {
-      const text = (await readFile(logPath, "utf8")).slice(before);
-      return text.includes("GET /latest/user-data") ? text : undefined;
-    });
+    const added = (await logOnceItHas(logPath, /GET \/latest\/user-data/)).slice(before);
     assert.match(added, /^\d{4}-\d\d-\d\dT[\d:.]+Z PUT \/latest\/api\/token 200 58B \d+ms\n/);
     assert.match(
       added,
@@ -284,42 +214,35 @@ describe("other configurations", () => {
         putToken("60"),
         "DELETE / HTTP/1.0\r\n\r\n",
       ]) {
-        assert.equal((await exchange(r.port, request)).status, 404, request);
+        assert.equal((await exchange(r.socketPath, request)).status, 404, request);
       }
     } finally {
-      r.server.close();
+      await r.close();
     }
   });
 
   test("without user-data or keys, those paths are 404", async () => {
-    const r = await startResponder(baseConfig({ userDataPath: undefined, publicKeys: [] }));
+    const r = await startResponder(baseConfig({ userDataPath: undefined, publicKeys: [] }), {
+      userData: undefined,
+    });
     try {
-      assert.equal((await exchange(r.port, get("/latest/user-data"))).status, 404);
-      assert.equal((await exchange(r.port, get("/latest/meta-data/public-keys/"))).status, 404);
-      const listing = (await exchange(r.port, get("/latest/meta-data/"))).body.toString();
+      assert.equal((await exchange(r.socketPath, get("/latest/user-data"))).status, 404);
+      assert.equal((await exchange(r.socketPath, get("/latest/meta-data/public-keys/"))).status, 404);
+      const listing = (await exchange(r.socketPath, get("/latest/meta-data/"))).body.toString();
       assert.doesNotMatch(listing, /public-keys/);
     } finally {
-      r.server.close();
-    }
-  });
-
-  test("a user-data file that disappeared is 404", async () => {
-    const r = await startResponder(baseConfig({ userDataPath: join(dir, "gone.bin") }));
-    try {
-      assert.equal((await exchange(r.port, get("/latest/user-data"))).status, 404);
-    } finally {
-      r.server.close();
+      await r.close();
     }
   });
 
   test("a client that never finishes its request gets 408 after the read timeout", async () => {
-    const r = await startResponder(baseConfig(), 200);
+    const r = await startResponder(baseConfig(), { readTimeoutMs: 200 });
     try {
       const started = Date.now();
-      assert.equal((await exchange(r.port, "GET /latest/meta-data/ HTTP/1.0\r\n")).status, 408);
+      assert.equal((await exchange(r.socketPath, "GET /latest/meta-data/ HTTP/1.0\r\n")).status, 408);
       assert.ok(Date.now() - started < 1500);
     } finally {
-      r.server.close();
+      await r.close();
     }
   });
 });

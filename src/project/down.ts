@@ -33,7 +33,8 @@ export const NOT_READY_ACPI_MS = 5000;
 
 /**
  * `castra down` for a project: under the project lock, ACPI power-down of every live VM (then SIGTERM, then
- * SIGKILL), runtime files of VMs that had already stopped removed, and the broker stopped.
+ * SIGKILL) and its metadata server stopped, runtime files of VMs that had already stopped removed (and a
+ * metadata server one left behind), and the broker stopped.
  */
 export async function downProject(project: Project, host: VmHost, options: DownOptions): Promise<DownResult> {
   const { onEvent } = options;
@@ -120,12 +121,15 @@ async function stopOne(host: VmHost, status: VmStatus, options: DownOptions): Pr
     signal: options.signal,
     onEvent: (step) => options.onEvent({ type: "stop-step", vm: vm.name, step }),
   });
+  await host.stopMetadataServer(paths);
   options.onEvent({ type: "stopped", vm: vm.name, by, elapsedMs: Date.now() - begun });
 }
 
 /** A VM that is not running but left runtime files: an unexpected exit, or a pid now used by another program. */
 async function clearStale(host: VmHost, status: VmStatus, onEvent: DownOptions["onEvent"]): Promise<void> {
   const { vm, record, paths } = status;
+  // A server outlives its QEMU by at most a second; one killed with it left its files.
+  await host.stopMetadataServer(paths);
   if (!record) return;
   await host.removeRuntimeFiles(paths, record);
   const cause = status.state === "error" ? "exited" : "pid-reused";

@@ -3,12 +3,13 @@ import { brokerStatus } from "../broker/state.js";
 import { exists } from "../host/files.js";
 import { requireHostTools } from "../host/tools.js";
 import { refuseReferences } from "../images/disk-references.js";
+import { type MetadataServerFiles, startMetadataServer, stopMetadataServer } from "../metadata/process.js";
 import { chooseAccelerator } from "../vm/accel.js";
 import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
-import { ensureStateDirs, projectPaths, vmPaths } from "../vm/paths.js";
+import { ensureStateDirs, projectPaths, type VmPaths, vmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
 import { waitUntilReady } from "../vm/readiness.js";
 import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
@@ -32,7 +33,10 @@ export const realVmHost: VmHost = {
   chooseAccelerator,
   ensureStateDirs: (project) =>
     ensureStateDirs(project, [
-      ...project.vms.map((vm) => vmPaths(project, vm).qmpSocket),
+      ...project.vms.flatMap((vm) => {
+        const paths = vmPaths(project, vm);
+        return [paths.qmpSocket, paths.metadataSocket];
+      }),
       ...(project.broker ? [projectPaths(project).brokerSocket] : []),
     ]),
   bootHints,
@@ -51,6 +55,9 @@ export const realVmHost: VmHost = {
     return { base, overlay: await ensureOverlay(qemuImg, vm.overlay, base, vm.name) };
   },
   prepareGuestNetwork,
+  startMetadataServer: ({ vmName, paths, command }) =>
+    startMetadataServer({ vmName, files: metadataServerFiles(paths), command }),
+  stopMetadataServer: (paths) => stopMetadataServer(metadataServerFiles(paths)),
   launchVm,
   waitUntilReady,
   waitForSsh,
@@ -78,3 +85,12 @@ export const realVmHost: VmHost = {
   },
   removeVmFiles,
 };
+
+function metadataServerFiles(paths: VmPaths): MetadataServerFiles {
+  return {
+    config: paths.metadataConfig,
+    socket: paths.metadataSocket,
+    pidFile: paths.metadataPidFile,
+    log: paths.metadataLog,
+  };
+}

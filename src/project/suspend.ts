@@ -38,13 +38,10 @@ export async function suspendProject(
       const { qemuImg } = await host.hostTools(options.env);
       const begun = Date.now();
       onEvent({ type: "suspending", vm: vm.name, pid: record.pid, memoryBytes: record.memoryBytes });
-      const saved = await host.suspendVm({
-        vm,
-        record,
-        paths: vmPaths(project, vm),
-        qemuImg,
-        signal: options.signal,
-      });
+      const paths = vmPaths(project, vm);
+      const saved = await host.suspendVm({ vm, record, paths, qemuImg, signal: options.signal });
+      // Its QEMU has ended; `up` starts a new server when it resumes the VM.
+      await host.stopMetadataServer(paths);
       onEvent({
         type: "vm-suspended",
         vm: vm.name,

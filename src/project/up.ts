@@ -8,7 +8,7 @@ import type { Accelerator } from "../vm/accel.js";
 import type { BaseImageLocation } from "../vm/base-image.js";
 import { pendingChanges } from "../vm/drift.js";
 import type { GuestAccess } from "../vm/guest-access.js";
-import { vmPaths } from "../vm/paths.js";
+import { type VmPaths, vmPaths } from "../vm/paths.js";
 import { vmResources } from "../vm/qemu-args.js";
 import type { SuspendRecord } from "../vm/saved-state.js";
 import type { LiveVm, ProjectEvent } from "./events.js";
@@ -28,7 +28,7 @@ export interface UpOptions {
   offline: boolean;
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
-  /** How to run castra itself: for the broker process and QEMU's per-connection metadata responder. */
+  /** How to run castra itself: for the broker process and each VM's metadata server. */
   self: { execPath: string; execArgv: string[]; entry: string };
   onEvent: (event: ProjectEvent) => void;
 }
@@ -36,6 +36,8 @@ export interface UpOptions {
 /** What this `up` started, so a failure or Ctrl-C stops exactly that. */
 interface Started {
   vms: LiveVm[];
+  /** The VMs whose metadata server this `up` started. */
+  metadataServers: VmPaths[];
   broker?: BrokerRecord;
 }
 
@@ -54,7 +56,7 @@ export async function upProject(project: Project, host: VmHost, options: UpOptio
     onWait: (holder) => onEvent({ type: "lock-wait", holder }),
   });
   await host.rememberProject(project, options.env);
-  const started: Started = { vms: [] };
+  const started: Started = { vms: [], metadataServers: [] };
   let live: LiveVm[];
   try {
     live = await startMissing(project, host, options, accel, started);
@@ -138,8 +140,6 @@ async function startMissing(
   const { accesses, warnings } = await host.settleGuestAccess(project, plan);
   for (const message of warnings) onEvent({ type: "guest-access-warning", message });
   const takenPorts = new Set(hostPortClaims(project).flatMap((c) => (c.protocol === "tcp" ? [c.port] : [])));
-  // QEMU runs this same CLI once per guest connection to the metadata address.
-  const responder = { nodePath: options.self.execPath, cliPath: options.self.entry };
 
   for (const [i, { vm, base, resources }] of plan.entries()) {
     throwIfAborted(options.signal);
@@ -157,10 +157,15 @@ async function startMissing(
       vm,
       access,
       paths,
-      responder,
+      perlPath: checked.tools.perl,
       takenPorts,
       preferredSshPort: saved?.ssh?.automatic ? saved.ssh.port : undefined,
     });
+    // The server starts while QEMU does; a guest needs seconds to boot before it asks for metadata.
+    const metadata = network.guestfwd
+      ? await host.startMetadataServer({ vmName: vm.name, paths, command: options.self })
+      : undefined;
+    if (metadata) started.metadataServers.push(paths);
     const record = await host.launchVm({
       project,
       vm,
@@ -174,6 +179,7 @@ async function startMissing(
     });
     started.vms.push({ vm, record });
     live.push({ vm, record });
+    await metadata?.ready();
   }
   if (broker) {
     throwIfAborted(options.signal);
@@ -242,12 +248,15 @@ async function waitForAll(project: Project, host: VmHost, live: LiveVm[], option
   if (failure) throw failure.reason;
 }
 
-/** Ctrl-C or a failure half-way: stop exactly the QEMUs (and broker) this `up` started, by pid. */
+/** Ctrl-C or a failure half-way: stop exactly the QEMUs, metadata servers and broker this `up` started, by pid. */
 async function stopStarted(project: Project, host: VmHost, started: Started): Promise<void> {
   await Promise.all(
     started.vms.map(({ vm, record }) =>
       host.stopVm(record, vmPaths(project, vm), { timeoutMs: 0, skipPowerdown: true }).catch(() => undefined),
     ),
+  );
+  await Promise.all(
+    started.metadataServers.map((paths) => host.stopMetadataServer(paths).catch(() => false)),
   );
   if (started.broker) await host.stopBroker(project.stateDir, started.broker).catch(() => false);
 }

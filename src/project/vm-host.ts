@@ -4,6 +4,7 @@ import type { Project, VmConfig } from "../config/model.js";
 import type { Lock, LockHolder } from "../host/lock.js";
 import type { NarrowedMode } from "../host/private-files.js";
 import type { HostTools } from "../host/tools.js";
+import type { MetadataServerHandle } from "../metadata/process.js";
 import type { AccelDecision } from "../vm/accel.js";
 import type {
   BaseImageLocation,
@@ -23,9 +24,16 @@ import type { SshReadiness } from "../vm/ssh-ready.js";
 import type { VmRunRecord, VmStatus } from "../vm/state.js";
 import type { StopOptions, StoppedBy } from "../vm/stop.js";
 
+/** Which VM's metadata server to start, and how to run castra for it. */
+export interface MetadataServerInput {
+  vmName: string;
+  paths: VmPaths;
+  command: { execPath: string; execArgv: string[]; entry: string };
+}
+
 /**
  * Everything starting and stopping a project does to the host: the project lock, processes (QEMU, the
- * broker), disks and images, host ports. `realVmHost` does it for real; tests pass a fake, so the
+ * metadata servers, the broker), disks and images, host ports. `realVmHost` does it for real; tests pass a fake, so the
  * orchestration in `up.ts` and `down.ts` runs in process without QEMU or a network.
  */
 export interface VmHost {
@@ -57,6 +65,10 @@ export interface VmHost {
     base: BaseImageLocation,
   ): Promise<{ base: ResolvedBaseImage; overlay: OverlayOutcome }>;
   prepareGuestNetwork(input: GuestNetworkInput): Promise<{ network: GuestNetworkPlan; ssh?: SshEndpoint }>;
+  /** Starts the VM's metadata server (from the configuration `prepareGuestNetwork` wrote) without waiting. */
+  startMetadataServer(input: MetadataServerInput): Promise<MetadataServerHandle>;
+  /** Stops the VM's metadata server if one runs (a leftover too) and removes its files; true when one ran. */
+  stopMetadataServer(paths: VmPaths): Promise<boolean>;
   launchVm(input: LaunchInput): Promise<VmRunRecord>;
   waitUntilReady(vmName: string, record: VmRunRecord, options: ReadyOptions): Promise<Readiness>;
   /** Waits until the guest's SSH server takes the project key (see `vm/ssh-ready.ts`). */

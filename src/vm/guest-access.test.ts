@@ -15,7 +15,6 @@ import { vmPaths } from "./paths.js";
 
 const root = await realpath(await mkdtemp(join(tmpdir(), "castra-guest-access-")));
 after(() => rm(root, { recursive: true, force: true }));
-const responder = { nodePath: "/usr/bin/node", cliPath: "/opt/castra/dist/castra.js" };
 let count = 0;
 
 /** A project in a fresh directory from castra.toml text (its VMs use bring-your-own images). */
@@ -39,7 +38,8 @@ async function prepare(p: Project, takenPorts = new Set<number>()) {
   const [access] = (await settle(p)).accesses;
   assert.ok(vm && access);
   const paths = vmPaths(p, vm);
-  const prepared = await prepareGuestNetwork({ project: p, vm, access, paths, responder, takenPorts });
+  const perlPath = "/usr/bin/perl";
+  const prepared = await prepareGuestNetwork({ project: p, vm, access, paths, perlPath, takenPorts });
   return { access, paths, ...prepared };
 }
 
@@ -145,7 +145,7 @@ test("ssh = false and no metadata need no key; a custom subnet warns that the ho
   assert.match(warnings[0] ?? "", /host's own instance-metadata service .* is reachable from this guest/);
 });
 
-test("prepareGuestNetwork writes the responder config (0600) matching the NIC and picks a free SSH port", async () => {
+test("prepareGuestNetwork writes the metadata server's config (0600) matching the NIC and picks a free SSH port", async () => {
   const p = await project(
     '[[vms]]\nname = "box_1"\nbase_image = "b.qcow2"\nmetadata = "ec2"\nuser_data = "ud"\n',
   );
@@ -153,10 +153,11 @@ test("prepareGuestNetwork writes the responder config (0600) matching the NIC an
   const taken = new Set<number>();
   const { access, paths, network, ssh } = await prepare(p, taken);
   assert.equal(network.subnet, "169.254.0.0/16");
-  assert.equal(
-    network.guestfwd,
-    `tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/opt/castra/dist/castra.js' __metadata '${paths.metadataConfig}'`,
+  assert.match(
+    network.guestfwd ?? "",
+    /^tcp:169\.254\.169\.254:80-cmd:'\/usr\/bin\/perl' '-e' '.*' '--' '(.*)' '3' '10'$/,
   );
+  assert.ok(network.guestfwd?.endsWith(`'--' '${paths.metadataSocket}' '3' '10'`));
   assert.equal((await stat(paths.metadataConfig)).mode & 0o777, 0o600);
   const config = await readResponderConfig(paths.metadataConfig);
   assert.equal(config.flavour, "ec2");
@@ -167,6 +168,8 @@ test("prepareGuestNetwork writes the responder config (0600) matching the NIC an
   assert.deepEqual(config.publicKeys, access.publicKeys);
   assert.equal(config.userDataPath, join(p.rootDir, "ud"));
   assert.equal(config.logPath, paths.metadataLog);
+  assert.equal(config.socketPath, paths.metadataSocket);
+  assert.equal(config.vmPidFile, paths.pidFile);
   assert.ok(ssh?.automatic && ssh.host === "127.0.0.1" && ssh.user === "root");
   assert.deepEqual(network.sshForward, {
     host: ssh.port,
@@ -190,7 +193,7 @@ test("a declared forward to guest port 22 is reused for SSH; flavour none serves
   assert.deepEqual(config.publicKeys, []);
 });
 
-test("a custom subnet gets no guestfwd and no responder config", async () => {
+test("a custom subnet gets no guestfwd and no metadata server config", async () => {
   const p = await project('[[vms]]\nname = "lan"\nbase_image = "b.qcow2"\nsubnet = "10.0.2.0/24"\n');
   const { paths, network } = await prepare(p);
   assert.equal(network.guestfwd, undefined);

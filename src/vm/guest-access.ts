@@ -1,4 +1,5 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { BROKER_IDLE_TIMEOUT_MS } from "../broker/server.js";
 import { DEFAULT_SUBNET } from "../config/guest-access.js";
 import { displayPath } from "../config/load.js";
 import {
@@ -11,18 +12,19 @@ import {
 } from "../config/model.js";
 import { fsError, InputMissingError } from "../errors.js";
 import { OPEN_PRIVATE } from "../host/private-files.js";
+import { METADATA_BOUNDS } from "../metadata/bounds.js";
 import {
   guestHostname,
   instanceIdFor,
   newResponderSecret,
   writeResponderConfig,
 } from "../metadata/config.js";
-import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import { collectAuthorizedKeys } from "../ssh/authorized-keys.js";
 import { ensureProjectKey } from "../ssh/keys.js";
 import type { BootProfile } from "./base-image.js";
 import { userNetworkAddresses } from "./guest-addresses.js";
-import { guestMac, relayGuestfwd, subnetHoldsMetadataAddress, vmSubnet } from "./guest-network.js";
+import { guestMac, subnetHoldsMetadataAddress, vmSubnet } from "./guest-network.js";
+import { connectorGuestfwd, metadataGuestfwd } from "./guestfwd.js";
 import { pickFreePort, probePort } from "./host-ports.js";
 import { projectPaths, type VmPaths } from "./paths.js";
 
@@ -54,18 +56,12 @@ export interface GuestAccess {
 export interface GuestNetworkPlan {
   subnet: string;
   mac: string;
-  /** The `guestfwd=` value that answers 169.254.169.254 with castra's responder. */
+  /** The `guestfwd=` value that relays 169.254.169.254 to the VM's metadata server. */
   guestfwd?: string;
   /** The `guestfwd=` value that relays the broker's address and port to its unix socket. */
   brokerGuestfwd?: string;
   /** The 127.0.0.1 forward castra adds for SSH (absent when the VM declares its own or has `ssh = false`). */
   sshForward?: PortForward;
-}
-
-/** How QEMU runs castra itself (the metadata responder, the broker's relay): this node and this CLI script. */
-export interface ResponderCommand {
-  nodePath: string;
-  cliPath: string;
 }
 
 /** Config first, then the image's profile; a bring-your-own image gets no metadata unless it asks. */
@@ -152,6 +148,12 @@ async function checkUserData(project: Project, vmName: string, path: string): Pr
   }
 }
 
+function requirePerl(perlPath: string | undefined): string {
+  if (perlPath === undefined)
+    throw new Error("unreachable: preflight finds perl for a VM that QEMU relays for");
+  return perlPath;
+}
+
 /** The automatic SSH port this VM had last time, if it was recorded. */
 async function rememberedPort(file: string): Promise<number | undefined> {
   const port = Number((await readFile(file, "utf8").catch(() => "")).trim());
@@ -162,8 +164,9 @@ export interface GuestNetworkInput {
   project: Project;
   vm: VmConfig;
   access: GuestAccess;
-  paths: Pick<VmPaths, "metadataConfig" | "metadataLog" | "sshPort">;
-  responder: ResponderCommand;
+  paths: Pick<VmPaths, "metadataConfig" | "metadataLog" | "metadataSocket" | "pidFile" | "sshPort">;
+  /** perl, which QEMU runs per guest connection to relay it to the metadata server or broker (found by preflight). */
+  perlPath: string | undefined;
   /** Host ports (tcp) the project already claims or castra already chose: never picked again. */
   takenPorts: Set<number>;
   /** The automatic SSH port to keep when it is still free (a resumed VM keeps its address). */
@@ -171,8 +174,8 @@ export interface GuestNetworkInput {
 }
 
 /**
- * Right before QEMU starts: writes the responder's configuration (0600, with a fresh token secret), picks
- * the SSH port, and returns the network for the QEMU argv and the SSH endpoint for the run record.
+ * Right before QEMU starts: writes the metadata server's configuration (0600, with a fresh token secret),
+ * picks the SSH port, and returns the network for the QEMU argv and the SSH endpoint for the run record.
  */
 export async function prepareGuestNetwork(
   input: GuestNetworkInput,
@@ -181,7 +184,9 @@ export async function prepareGuestNetwork(
   const mac = guestMac(project.name, vm.name);
   const network: GuestNetworkPlan = { subnet: access.subnet, mac };
   if (access.servesMetadata) {
-    await writeResponderConfig(input.paths.metadataConfig, {
+    const { paths } = input;
+    const perlPath = requirePerl(input.perlPath);
+    await writeResponderConfig(paths.metadataConfig, {
       flavour: access.flavour,
       instanceId: instanceIdFor(project.name, vm.name),
       hostname: guestHostname(vm.name),
@@ -190,17 +195,28 @@ export async function prepareGuestNetwork(
       publicKeys: access.flavour === "ec2" ? access.publicKeys : [],
       userDataPath: access.flavour === "ec2" ? access.userDataPath : undefined,
       secret: newResponderSecret(),
-      logPath: input.paths.metadataLog,
+      logPath: paths.metadataLog,
+      socketPath: paths.metadataSocket,
+      vmPidFile: paths.pidFile,
     });
-    // Absolute: QEMU runs the command from whatever directory castra was started in.
-    network.guestfwd = metadataGuestfwd({ ...input.responder, configRelPath: input.paths.metadataConfig });
+    const { readTimeoutMs, writeTimeoutMs } = METADATA_BOUNDS;
+    network.guestfwd = metadataGuestfwd({
+      perlPath,
+      socketPath: paths.metadataSocket,
+      readTimeoutMs,
+      writeTimeoutMs,
+    });
   }
   if (project.broker) {
-    network.brokerGuestfwd = relayGuestfwd({
-      ...input.responder,
+    network.brokerGuestfwd = connectorGuestfwd({
+      service: "host broker",
       address: userNetworkAddresses(access.subnet).broker,
       port: project.broker.port,
-      socket: projectPaths(project).brokerSocket,
+      perlPath: requirePerl(input.perlPath),
+      socketPath: projectPaths(project).brokerSocket,
+      // The broker greets at once; a guest may then stay connected as long as the broker lets it idle.
+      readTimeoutMs: 5_000,
+      writeTimeoutMs: BROKER_IDLE_TIMEOUT_MS,
     });
   }
   if (access.sshUser === undefined) return { network };

@@ -17,13 +17,15 @@ test("runtime and log files live under .castra/run and .castra/logs", () => {
     qemuLog: "/p/.castra/logs/devbox.log",
     serialLog: "/p/.castra/logs/devbox-serial.log",
     metadataConfig: "/p/.castra/run/devbox-metadata.json",
+    metadataSocket: "/p/.castra/run/devbox-metadata.sock",
+    metadataPidFile: "/p/.castra/run/devbox-metadata.pid",
     metadataLog: "/p/.castra/logs/devbox-metadata.log",
     provisionRecord: "/p/.castra/provision/devbox.json",
     sshPort: "/p/.castra/ssh/devbox.port",
   });
 });
 
-test("a project path too long for a unix socket moves the QMP socket to a short per-user path", () => {
+test("a project path too long for a unix socket moves the QMP and metadata sockets to a short per-user path", () => {
   const deep = `/${"very-long-directory-name/".repeat(6)}.castra`;
   const withXdg = vmPaths(
     { stateDir: deep },
@@ -37,6 +39,8 @@ test("a project path too long for a unix socket moves the QMP socket to a short 
   // Another VM, or the same VM of another project, gets another socket.
   assert.notEqual(vmPaths({ stateDir: deep }, { name: "web" }, {}).qmpSocket, withoutXdg);
   assert.notEqual(vmPaths({ stateDir: `${deep}2` }, { name: "devbox" }, {}).qmpSocket, withoutXdg);
+  const metadata = vmPaths({ stateDir: deep }, { name: "devbox" }, {}).metadataSocket;
+  assert.equal(metadata, withoutXdg.replace(/\.qmp$/, ".metadata.sock"));
 });
 
 test(".castra, run and logs are created private (0700)", async () => {

@@ -15,9 +15,13 @@ export interface VmPaths {
   qmpSocket: string;
   qemuLog: string;
   serialLog: string;
-  /** The metadata responder's configuration (0600: it holds the token secret). */
+  /** The metadata server's configuration (0600: it holds the token secret), until the server read it. */
   metadataConfig: string;
-  /** One line per guest request to 169.254.169.254. */
+  /** The metadata server's unix socket, which QEMU's per-connection connector relays to. */
+  metadataSocket: string;
+  /** The metadata server's run record. */
+  metadataPidFile: string;
+  /** One line per guest request to 169.254.169.254, and the metadata server's own lines. */
   metadataLog: string;
   /** What provisioning ran in this VM's overlay, so `once` steps run once. */
   provisionRecord: string;
@@ -71,6 +75,13 @@ export function vmPaths(
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
     metadataConfig: join(runDir, `${vm.name}-metadata.json`),
+    metadataSocket: socketPath(
+      join(runDir, `${vm.name}-metadata.sock`),
+      `${project.stateDir}\0${vm.name}`,
+      "metadata.sock",
+      env,
+    ),
+    metadataPidFile: join(runDir, `${vm.name}-metadata.pid`),
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),

@@ -12,13 +12,18 @@ import { type PreflightInput, preflight } from "./preflight.js";
 const dir = await mkdtemp(join(tmpdir(), "castra-preflight-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-/** A PATH holding executable stand-ins for the QEMU tools (preflight only looks for them). */
-const fakeBin = join(dir, "bin");
-await mkdir(fakeBin);
-for (const tool of ["qemu-system-x86_64", "qemu-img"]) {
-  await writeFile(join(fakeBin, tool), "#!/bin/sh\nexit 0\n");
-  await chmod(join(fakeBin, tool), 0o755);
+/** PATHs holding executable stand-ins for the host tools (preflight only looks for them). */
+async function fakeTools(name: string, tools: string[]): Promise<string> {
+  const bin = join(dir, name);
+  await mkdir(bin);
+  for (const tool of tools) {
+    await writeFile(join(bin, tool), "#!/bin/sh\nexit 0\n");
+    await chmod(join(bin, tool), 0o755);
+  }
+  return bin;
 }
+const fakeBin = await fakeTools("bin", ["qemu-system-x86_64", "qemu-img", "perl"]);
+const qemuOnly = await fakeTools("qemu-only", ["qemu-system-x86_64", "qemu-img"]);
 const base = join(dir, "base.qcow2");
 await writeFile(base, "not really an image: preflight only checks it exists");
 
@@ -59,17 +64,35 @@ async function listen(): Promise<{ server: Server; port: number }> {
 test("a healthy host passes and yields the tools' paths", async () => {
   const result = await preflight(input({}));
   assert.equal(result.tools.qemuImg, join(fakeBin, "qemu-img"));
+  assert.equal(result.tools.perl, join(fakeBin, "perl"));
   assert.deepEqual(result.warnings, []);
 });
 
 test("missing QEMU tools: exit 72 naming both, with install lines for Debian, Fedora and macOS", async () => {
-  const err = await preflight(input({}, { env: { PATH: join(dir, "empty") } })).catch((e: unknown) => e);
+  const perlOnly = await fakeTools("perl-only", ["perl"]);
+  const err = await preflight(input({}, { env: { PATH: perlOnly } })).catch((e: unknown) => e);
   assert.ok(err instanceof CastraError);
   assert.equal(err.exitCode, ExitCode.toolMissing);
   assert.match(err.headline, /qemu-system-x86_64 and qemu-img are not installed/);
   assert.match(err.detail ?? "", /apt-get install qemu-system-x86 qemu-utils/);
   assert.match(err.detail ?? "", /dnf install qemu-system-x86 qemu-img/);
   assert.match(err.detail ?? "", /brew install qemu/);
+});
+
+test("perl is required only for a VM on castra's network (metadata) or with a broker: exit 72 with install lines", async () => {
+  const err = await preflight(input({}, { env: { PATH: qemuOnly } })).catch((e: unknown) => e);
+  assert.ok(err instanceof CastraError);
+  assert.equal(err.exitCode, ExitCode.toolMissing);
+  assert.equal(err.headline, "perl is not installed");
+  assert.match(err.detail ?? "", /run perl for each guest connection of devbox/);
+  assert.match(err.detail ?? "", /apt-get install perl-base/);
+  assert.match(err.detail ?? "", /dnf install perl-interpreter/);
+  assert.match(err.hint ?? "", /perl -v/);
+  const elsewhere = input({ subnet: "10.0.2.0/24" }, { env: { PATH: qemuOnly } });
+  assert.equal((await preflight(elsewhere)).tools.perl, undefined);
+  const brokered = { ...elsewhere, project: { ...elsewhere.project, broker: { port: 7070 } } };
+  const withBroker = await preflight(brokered).catch((e: unknown) => e);
+  assert.ok(withBroker instanceof CastraError && withBroker.exitCode === ExitCode.toolMissing);
 });
 
 test("a missing base image is exit 66 and --force does not skip it", async () => {

@@ -6,8 +6,17 @@ import { describeClaim, findPortConflicts } from "../config/ports.js";
 import { CastraError, ExitCode, type ExitCodeValue } from "../errors.js";
 import { formatBytes } from "../host/bytes.js";
 import { existingAncestor, exists } from "../host/files.js";
-import { findOnPath, type HostTools, QEMU_IMG, QEMU_SYSTEM, toolMissingError } from "../host/tools.js";
+import {
+  findOnPath,
+  type HostTools,
+  PERL,
+  perlMissingError,
+  QEMU_IMG,
+  QEMU_SYSTEM,
+  toolMissingError,
+} from "../host/tools.js";
 import type { BaseImageLocation } from "./base-image.js";
+import { subnetHoldsMetadataAddress, vmSubnet } from "./guest-network.js";
 import { findPortHolder, probePort } from "./host-ports.js";
 import type { VmResources } from "./qemu-args.js";
 
@@ -53,7 +62,7 @@ interface Problem {
 
 /** Every check before anything starts; all problems are reported together in one error. */
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
-  const [toolProblems, tools] = await checkTools(input.env);
+  const [toolProblems, tools] = await checkTools(input.env, relayedVms(input));
   const problems = [
     ...toolProblems,
     ...(await checkBaseImages(input.vms)),
@@ -68,18 +77,36 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   return { tools, warnings: problems.map((p) => p.message) };
 }
 
-async function checkTools(env: NodeJS.ProcessEnv): Promise<[Problem[], HostTools | undefined]> {
-  const [qemuSystem, qemuImg] = await Promise.all([
+/** The VMs whose guests reach castra's metadata service or broker: QEMU relays each connection with perl. */
+function relayedVms({ project, vms }: PreflightInput): string[] {
+  return vms
+    .filter(({ vm }) => project.broker !== undefined || subnetHoldsMetadataAddress(vmSubnet(vm)))
+    .map(({ vm }) => vm.name);
+}
+
+async function checkTools(
+  env: NodeJS.ProcessEnv,
+  relayedVms: string[],
+): Promise<[Problem[], HostTools | undefined]> {
+  const [qemuSystem, qemuImg, perl] = await Promise.all([
     findOnPath(QEMU_SYSTEM, env.PATH),
     findOnPath(QEMU_IMG, env.PATH),
+    relayedVms.length > 0 ? findOnPath(PERL, env.PATH) : undefined,
   ]);
-  if (qemuSystem && qemuImg) return [[], { qemuSystem, qemuImg }];
-  const missing = [qemuSystem ? undefined : QEMU_SYSTEM, qemuImg ? undefined : QEMU_IMG].filter(
+  const errors = [];
+  const missingQemu = [qemuSystem ? undefined : QEMU_SYSTEM, qemuImg ? undefined : QEMU_IMG].filter(
     (t): t is string => t !== undefined,
   );
-  const error = toolMissingError(missing);
-  const message = `${error.headline}\n${error.detail}`;
-  return [[{ message, hint: error.hint ?? "", exitCode: ExitCode.toolMissing, forceable: false }], undefined];
+  if (missingQemu.length > 0) errors.push(toolMissingError(missingQemu));
+  if (relayedVms.length > 0 && !perl) errors.push(perlMissingError(relayedVms));
+  if (qemuSystem && qemuImg && errors.length === 0) return [[], { qemuSystem, qemuImg, perl }];
+  const problems = errors.map((error) => ({
+    message: `${error.headline}\n${error.detail}`,
+    hint: error.hint ?? "",
+    exitCode: ExitCode.toolMissing,
+    forceable: false,
+  }));
+  return [problems, undefined];
 }
 
 async function checkBaseImages(vms: PreflightVm[]): Promise<Problem[]> {

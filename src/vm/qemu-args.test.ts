@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { VmConfig } from "../config/model.js";
 import { carriesAll } from "../host/process.js";
-import { metadataGuestfwd } from "../metadata/guestfwd.js";
 import type { ResolvedBaseImage } from "./base-image.js";
+import { CONNECTOR_SCRIPT } from "./connector.js";
 import type { GuestNetworkPlan } from "./guest-access.js";
-import { relayGuestfwd } from "./guest-network.js";
+import { connectorGuestfwd, metadataGuestfwd } from "./guestfwd.js";
 import { buildQemuArgs, escapeOptionValue, qemuIdentities } from "./qemu-args.js";
 
 const paths = { qmpSocket: "/p/.castra/run/devbox.qmp", serialLog: "/p/.castra/logs/devbox-serial.log" };
@@ -165,9 +165,10 @@ test("commas in paths and names are doubled inside QEMU option lists", () => {
 
 test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join the user network", () => {
   const guestfwd = metadataGuestfwd({
-    nodePath: "/usr/bin/node",
-    cliPath: "/opt/castra,1/dist/castra.js",
-    configRelPath: "/p/.castra/run/devbox-metadata.json",
+    perlPath: "/usr/bin/perl",
+    socketPath: "/p,1/.castra/run/devbox-metadata.sock",
+    readTimeoutMs: 2000,
+    writeTimeoutMs: 10_000,
   });
   const args = buildQemuArgs(
     vm({ portForwards: [{ host: 8080, guest: 80, protocol: "tcp", hostAddress: "127.0.0.1" }] }),
@@ -188,8 +189,8 @@ test("the metadata guestfwd, the pinned MAC and the automatic SSH forward join t
   assert.equal(
     netdev,
     "user,id=net0,net=169.254.0.0/16,ipv6=off,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:40222-:22," +
-      "guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/node' '/opt/castra,,1/dist/castra.js' __metadata " +
-      "'/p/.castra/run/devbox-metadata.json'",
+      `guestfwd=tcp:169.254.169.254:80-cmd:'/usr/bin/perl' '-e' '${CONNECTOR_SCRIPT.replaceAll(",", ",,")}' ` +
+      "'--' '/p,,1/.castra/run/devbox-metadata.sock' '3' '10'",
   );
   assert.equal(args[args.indexOf("-device") + 1], "virtio-net-pci,netdev=net0,mac=52:54:00:01:02:03");
 });
@@ -204,13 +205,15 @@ test("a custom subnet replaces castra's network and carries no metadata forward"
   assert.ok(!args.some((a) => a.includes("guestfwd") || a.includes("169.254")));
 });
 
-test("the broker's relay joins the user network after the metadata forward", () => {
-  const brokerGuestfwd = relayGuestfwd({
-    nodePath: "/usr/bin/node",
-    cliPath: "/opt/castra/dist/castra.js",
+test("the broker's connector joins the user network after the metadata forward", () => {
+  const brokerGuestfwd = connectorGuestfwd({
+    service: "host broker",
     address: "169.254.2.4",
     port: 7070,
-    socket: "/p/.castra/run/broker.sock",
+    perlPath: "/usr/bin/perl",
+    socketPath: "/p/.castra/run/broker.sock",
+    readTimeoutMs: 5_000,
+    writeTimeoutMs: 300_000,
   });
   const args = buildQemuArgs(vm(), byo, paths, {
     accel: "tcg",
@@ -220,8 +223,8 @@ test("the broker's relay joins the user network after the metadata forward", () 
   assert.equal(
     args[args.indexOf("-netdev") + 1],
     "user,id=net0,net=169.254.0.0/16,ipv6=off," +
-      "guestfwd=tcp:169.254.2.4:7070-cmd:'/usr/bin/node' '/opt/castra/dist/castra.js' __relay " +
-      "'/p/.castra/run/broker.sock'",
+      `guestfwd=tcp:169.254.2.4:7070-cmd:'/usr/bin/perl' '-e' '${CONNECTOR_SCRIPT.replaceAll(",", ",,")}' ` +
+      "'--' '/p/.castra/run/broker.sock' '5' '300'",
   );
 });
 

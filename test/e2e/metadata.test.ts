@@ -1,33 +1,58 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { findOnPath } from "../../src/host/tools.js";
+import { METADATA_BOUNDS } from "../../src/metadata/bounds.js";
 import { newResponderSecret, writeResponderConfig } from "../../src/metadata/config.js";
-import { metadataGuestfwd } from "../../src/metadata/guestfwd.js";
+import {
+  type MetadataServerFiles,
+  type MetadataServerHandle,
+  startMetadataServer,
+  stopMetadataServer,
+} from "../../src/metadata/process.js";
+import { connectorArgv } from "../../src/vm/connector.js";
 import { CASTRA_BIN } from "../support/cli.js";
+import { exchange, type GuestfwdBridge, get, startGuestfwdBridge } from "../support/metadata.js";
 
-// Run `npm run build` first: these tests spawn dist/castra.js the way QEMU does, once per guest connection.
+// Run `npm run build` first: the metadata server is dist/castra.js started as `up` starts it, and each
+// connection runs the perl connector the way libslirp runs QEMU's guestfwd command.
 const run = promisify(execFile);
+const perl = await findOnPath("perl");
 const root = await mkdtemp(join(tmpdir(), "castra-imds-e2e-"));
 const stateDir = join(root, ".castra");
-const CONFIG_REL = "run/devbox-metadata.json";
 const PROJECT_KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0c2V0dXAtZm9yLXRlc3RzLW9ubHktbm90LWEta2V5 castra@demo";
 const USER_DATA = Buffer.concat([
   Buffer.from("#!/bin/sh\r\necho from-user-data\n"),
   Buffer.from([0, 1, 2, 0, 13, 10, 255]),
 ]);
-after(() => rm(root, { recursive: true, force: true }));
+const files: MetadataServerFiles = {
+  config: join(stateDir, "run", "devbox-metadata.json"),
+  socket: join(stateDir, "run", "devbox-metadata.sock"),
+  pidFile: join(stateDir, "run", "devbox-metadata.pid"),
+  log: join(stateDir, "logs", "devbox-metadata.log"),
+};
+let server: MetadataServerHandle;
+let bridge: GuestfwdBridge;
+// The server serves while its VM's QEMU runs: a stand-in holds the VM's run record.
+let qemu: ChildProcess;
 
 before(async () => {
   await mkdir(join(stateDir, "logs"), { recursive: true });
+  await mkdir(join(stateDir, "run"), { recursive: true });
   await writeFile(join(root, "user-data.sh"), USER_DATA);
-  await writeResponderConfig(join(stateDir, CONFIG_REL), {
+  qemu = spawn("/bin/sleep", ["600"], { stdio: "ignore" });
+  await writeFile(
+    join(stateDir, "run", "devbox.pid"),
+    JSON.stringify({ pid: qemu.pid, argv: ["/bin/sleep", "600"] }),
+  );
+  await writeResponderConfig(files.config, {
     flavour: "ec2",
     instanceId: "i-0123456789abcdef0",
     hostname: "devbox",
@@ -37,68 +62,45 @@ before(async () => {
     userDataPath: "../../user-data.sh",
     secret: newResponderSecret(),
     logPath: "../logs/devbox-metadata.log",
+    socketPath: "devbox-metadata.sock",
+    vmPidFile: "devbox.pid",
   });
+  const command = { execPath: process.execPath, execArgv: [], entry: CASTRA_BIN };
+  server = await startMetadataServer({ vmName: "devbox", files, command });
+  await server.ready();
+  bridge = await startGuestfwdBridge(
+    connectorArgv({ perlPath: perl ?? "perl", socketPath: files.socket, ...METADATA_BOUNDS }),
+  );
 });
 
-/** The command line QEMU would run: the guestfwd value after `cmd:`, with QEMU's `,,` read back. */
-const guestfwdCommand = () =>
-  metadataGuestfwd({ nodePath: process.execPath, cliPath: CASTRA_BIN, configRelPath: CONFIG_REL })
-    .replace(/^tcp:169\.254\.169\.254:80-cmd:/, "")
-    .replaceAll(",,", ",");
+after(async () => {
+  await bridge?.close();
+  await stopMetadataServer(files);
+  qemu?.kill("SIGKILL");
+  await rm(root, { recursive: true, force: true });
+});
 
-/** One request through `/bin/sh -c <command>` with a pipe for stdin and stdout; resolves with the time to the full answer. */
-function timedRequest(command: string, request: string): Promise<{ ms: number; response: string }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn("/bin/sh", ["-c", command], { cwd: stateDir, stdio: ["pipe", "pipe", "pipe"] });
-    let response = "";
-    child.stdout.on("data", (d) => (response += d));
-    child.stdout.on("end", () => resolve({ ms: performance.now() - started, response }));
-    child.on("error", reject);
-    child.stdin.write(request);
-  });
-}
-
-test("each process answers well within the guest's 1-second timeout (20 spawns, printed)", async () => {
+test("each answer arrives well within the guest's 1-second timeout (20 connections, printed)", async () => {
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
-    const { ms, response } = await timedRequest(
-      guestfwdCommand(),
-      "GET /latest/meta-data/hostname HTTP/1.0\r\n\r\n",
-    );
-    assert.match(response, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ndevbox$/);
-    times.push(ms);
+    const began = performance.now();
+    const res = await exchange(bridge.port, get("/latest/meta-data/hostname"));
+    times.push(performance.now() - began);
+    assert.match(res.raw.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ndevbox$/);
   }
   const sorted = [...times].sort((a, b) => a - b);
   const median = ((sorted[9] ?? 0) + (sorted[10] ?? 0)) / 2;
   const max = sorted.at(-1) ?? 0;
   console.log(
-    `metadata responder latency over 20 spawns: median ${median.toFixed(0)} ms, max ${max.toFixed(0)} ms`,
+    `metadata answers through the connector, 20 connections: median ${median.toFixed(0)} ms, max ${max.toFixed(0)} ms`,
   );
   for (const ms of times)
     assert.ok(ms < 700, `an answer took ${ms.toFixed(0)} ms: ${times.map((t) => t.toFixed(0)).join(", ")}`);
 });
 
-describe("tiny-cloud's own clients against a responder spawned per connection like libslirp", () => {
-  let server: Server;
-  let port = 0;
+describe("tiny-cloud's own clients through the connector", () => {
   const busybox = ["/bin/busybox", "/usr/bin/busybox"].find(existsSync);
-
-  before(async () => {
-    // libslirp hands the connection to the command as stdin, stdout *and* stderr, and runs it without a shell.
-    server = createServer({ pauseOnConnect: true }, (socket) => {
-      const child = spawn("/bin/sh", ["-c", guestfwdCommand()], {
-        cwd: stateDir,
-        stdio: [socket, socket, socket],
-      });
-      child.on("spawn", () => socket.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address && typeof address === "object");
-    port = address.port;
-  });
-  after(() => server.close());
+  const port = () => bridge.port;
 
   test("token via nc -w 1, then keys, hostname and user-data via wget within 1 second each", {
     skip: !busybox && "busybox not installed",
@@ -108,12 +110,12 @@ describe("tiny-cloud's own clients against a responder spawned per connection li
       bb=${busybox}
       # tiny-cloud's _imds_token and _imds, with the endpoint at our port. Debian's busybox wget has no
       # --timeout, so \`timeout 1\` holds each request to the same 1-second budget.
-      token=$(printf 'PUT /latest/api/token HTTP/1.0\\r\\nX-aws-ec2-metadata-token-ttl-seconds: 5\\r\\n\\r\\n' | $bb nc -w 1 127.0.0.1 ${port} | tail -n 1)
-      imds() { $bb timeout 1 $bb wget -q -O - --header "X-aws-ec2-metadata-token: $token" "http://127.0.0.1:${port}/latest/$1"; }
+      token=$(printf 'PUT /latest/api/token HTTP/1.0\\r\\nX-aws-ec2-metadata-token-ttl-seconds: 5\\r\\n\\r\\n' | $bb nc -w 1 127.0.0.1 ${port()} | tail -n 1)
+      imds() { $bb timeout 1 $bb wget -q -O - --header "X-aws-ec2-metadata-token: $token" "http://127.0.0.1:${port()}/latest/$1"; }
       echo "keys=$(imds meta-data/public-keys)"
       echo "key=$(imds meta-data/public-keys/0/openssh-key)"
       echo "hostname=$(imds meta-data/hostname)"
-      echo "v1=$($bb timeout 1 $bb wget -q -O - http://127.0.0.1:${port}/latest/meta-data/instance-id)"
+      echo "v1=$($bb timeout 1 $bb wget -q -O - http://127.0.0.1:${port()}/latest/meta-data/instance-id)"
       imds user-data > user-data.out
       if imds meta-data/iam/security-credentials/ >/dev/null 2>&1; then echo iam=served; else echo iam=refused; fi
       token=forged.token
@@ -129,7 +131,7 @@ describe("tiny-cloud's own clients against a responder spawned per connection li
       "forged=refused",
     ]);
     assert.deepEqual(await readFile(join(root, "user-data.out")), USER_DATA);
-    // Each process writes its log line just after answering, so the last one may still be on its way.
+    // The server writes each log line just after answering, so the last one may still be on its way.
     let log = "";
     for (let i = 0; i < 50 && !log.includes(" 401 "); i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -141,7 +143,7 @@ describe("tiny-cloud's own clients against a responder spawned per connection li
 
   test("a client that half-closes after its request still gets the whole answer, and nothing else", async () => {
     const raw = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, "127.0.0.1");
+      const socket = connect(port(), "127.0.0.1");
       let data = "";
       socket.on("data", (d) => (data += d));
       socket.on("end", () => resolve(data));
@@ -153,25 +155,17 @@ describe("tiny-cloud's own clients against a responder spawned per connection li
   });
 });
 
-test("a responder whose configuration is missing answers 500 and prints nothing the guest would read", async () => {
-  const command = metadataGuestfwd({
-    nodePath: process.execPath,
-    cliPath: CASTRA_BIN,
-    configRelPath: "run/missing.json",
-  })
-    .replace(/^tcp:169\.254\.169\.254:80-cmd:/, "")
-    .replaceAll(",,", ",");
-  const child = spawn("/bin/sh", ["-c", `${command} 2>&1`], {
-    cwd: stateDir,
-    stdio: ["pipe", "pipe", "inherit"],
+test("without its server the connector closes the guest's connection unanswered and exits", async () => {
+  assert.equal(await stopMetadataServer(files), true);
+  const received = await new Promise<number>((resolve) => {
+    const socket = connect(bridge.port, "127.0.0.1");
+    let bytes = 0;
+    socket.on("data", (d) => (bytes += d.length));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(bytes));
+    socket.write(get("/latest/meta-data/"));
   });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stdin.end("GET /latest/meta-data/ HTTP/1.0\r\n\r\n");
-  const code = await new Promise((resolve) => child.on("close", resolve));
-  assert.equal(code, 70);
-  assert.match(out, /^HTTP\/1\.1 500 Internal Server Error\r\n/);
-  assert.equal(out.split("\r\n\r\n")[1], "castra metadata service: configuration unreadable\n");
+  assert.equal(received, 0);
 });
 
 test("the internal command is hidden from help", async () => {

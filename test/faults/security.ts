@@ -147,7 +147,7 @@ async function pwnedFiles(root: string): Promise<string[]> {
  * Config and catalog values full of shell syntax, through every command that spawns something: the
  * project directory, name, base image, overlay, ready pattern and user-data path in castra.toml; the
  * kernel's URL, file name and the kernel command line in the catalog (the guest asks for metadata, so
- * QEMU runs castra's guestfwd responder too).
+ * QEMU runs castra's metadata connector too).
  */
 const injection: Scenario = {
   name: "shell injection",

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { METADATA_ADDRESS } from "../../src/config/model.js";
-import { shellQuote } from "../../src/metadata/guestfwd.js";
+import { shellQuote } from "../../src/vm/guestfwd.js";
 
 /** What test/support/fake-metadata.mjs serves to a guest, one QEMU-started process per connection. */
 export interface FakeMetadata {

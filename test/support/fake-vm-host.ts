@@ -25,6 +25,8 @@ export interface FakeVmHostOptions {
   neverReady?: string[];
   /** Launching these VMs fails as QEMU exiting at once would. */
   failLaunch?: string[];
+  /** These VMs' metadata servers exit instead of listening. */
+  failMetadata?: string[];
   /** Preflight fails with this error (nothing may be launched then). */
   preflightError?: CastraError;
   /** Image events the managed VMs' base image resolution emits. */
@@ -52,14 +54,18 @@ export class FakeVmHost implements VmHost {
   readonly actions: string[] = [];
   /** Snapshots by VM name. */
   readonly snapshots = new Map<string, Snapshot[]>();
+  /** VMs whose metadata server runs. */
+  readonly metadataServers = new Set<string>();
   broker?: BrokerRecord;
 
   constructor(private readonly options: FakeVmHostOptions = {}) {}
 
-  /** Puts `vm` in `state` as if an earlier castra had started it. */
+  /** Puts `vm` in `state` as if an earlier castra had started it (a live VM with its metadata server). */
   seed(project: Project, vmName: string, state: VmState): VmRunRecord {
     const record = this.record(project, vmName);
     this.vms.set(vmName, { state, record });
+    if (state === "running" || state === "starting" || state === "shutting_down")
+      this.metadataServers.add(vmName);
     return record;
   }
 
@@ -148,7 +154,11 @@ export class FakeVmHost implements VmHost {
   async preflight() {
     if (this.options.preflightError) throw this.options.preflightError;
     return {
-      tools: { qemuSystem: "/usr/bin/qemu-system-x86_64", qemuImg: "/usr/bin/qemu-img" },
+      tools: {
+        qemuSystem: "/usr/bin/qemu-system-x86_64",
+        qemuImg: "/usr/bin/qemu-img",
+        perl: "/usr/bin/perl",
+      },
       warnings: [],
     };
   }
@@ -169,8 +179,39 @@ export class FakeVmHost implements VmHost {
     return { base: { ...base, format: "qcow2" }, overlay: "created" as const };
   }
 
-  async prepareGuestNetwork() {
-    return { network: { subnet: "169.254.0.0/16", mac: "52:54:00:00:00:01" } };
+  async prepareGuestNetwork(input: { access: { servesMetadata: boolean }; perlPath?: string }) {
+    const guestfwd = input.access.servesMetadata ? `tcp:169.254.169.254:80-cmd:${input.perlPath}` : undefined;
+    return { network: { subnet: "169.254.0.0/16", mac: "52:54:00:00:00:01", guestfwd } };
+  }
+
+  async startMetadataServer(input: { vmName: string; paths: { metadataSocket: string } }) {
+    const name = input.vmName;
+    this.actions.push(`metadata start ${name}`);
+    this.metadataServers.add(name);
+    const record = {
+      pid: nextPid++,
+      argv: ["castra", "__metadata-server"],
+      startedAt: new Date().toISOString(),
+      socket: input.paths.metadataSocket,
+    };
+    const fails = this.options.failMetadata?.includes(name);
+    return {
+      record,
+      ready: async () => {
+        if (!fails) return;
+        this.metadataServers.delete(name);
+        throw new LaunchError(
+          `The metadata server of vm ${name} did not start: it exited (status 65) while starting`,
+        );
+      },
+    };
+  }
+
+  async stopMetadataServer(paths: { pidFile: string }) {
+    const name = paths.pidFile.replace(/^.*\/run\/|\.pid$/g, "");
+    if (!this.metadataServers.delete(name)) return false;
+    this.actions.push(`metadata stop ${name}`);
+    return true;
   }
 
   async launchVm(input: { project: Project; vm: VmConfig; resume?: SuspendRecord }) {

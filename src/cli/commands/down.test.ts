@@ -43,7 +43,15 @@ test("down powers off every running VM with ACPI, with the flag's timeout, and r
   );
   assert.match(run.stderr, /^✓ web powered off \(ACPI\) after \d+\.\d s$/m);
   assert.match(run.stderr, /^✓ db powered off \(ACPI\) after \d+\.\d s$/m);
-  assert.deepEqual(host.actions, ["lock castra down", "stop web", "stop db", "unlock"]);
+  assert.deepEqual(host.actions, [
+    "lock castra down",
+    "stop web",
+    "stop db",
+    "metadata stop web",
+    "metadata stop db",
+    "unlock",
+  ]);
+  assert.equal(host.metadataServers.size, 0);
   assert.equal(run.stdout, "");
 });
 
@@ -62,6 +70,16 @@ test("a VM that had crashed only loses its runtime files; nothing else is stoppe
   );
   assert.equal(run.stdout, "Nothing is running.\n");
   assert.deepEqual(host.actions, ["lock castra down", "clean run/web.pid", "unlock"]);
+});
+
+test("a crashed VM's metadata server that is still running is stopped with its runtime files", async () => {
+  const { dir, model } = await project(byoToml(["web"]));
+  const host = new FakeVmHost();
+  host.seed(model, "web", "error");
+  host.metadataServers.add("web");
+  const run = await castraInProcess(["down"], { cwd: dir, vmHost: host });
+  assert.equal(run.code, 0);
+  assert.deepEqual(host.actions, ["lock castra down", "metadata stop web", "clean run/web.pid", "unlock"]);
 });
 
 test("a pid file whose pid is another program now is cleared, never signalled", async () => {

@@ -309,20 +309,12 @@ export const broker = command({
 });
 export type BrokerOptions = OptionsOf<typeof broker>;
 
-/** QEMU runs this once per guest connection to 169.254.169.254; hidden, and no IO: stderr reaches the guest. */
+/** Started detached by `castra up`, once per VM that serves instance metadata; not for people. */
 export const metadata = command({
-  name: "__metadata",
-  description: "answer one guest instance-metadata request on stdin/stdout",
+  name: "__metadata-server",
+  description: "serve one VM's instance metadata on its unix socket",
   hidden: true,
-  args: { config: requiredOperand("<config>", "the responder configuration") },
-});
-
-/** QEMU runs this once per guest connection to the broker's address; hidden, and no IO: stderr reaches the guest. */
-export const relay = command({
-  name: "__relay",
-  description: "pipe one guest connection on stdin/stdout to a unix socket",
-  hidden: true,
-  args: { socket: requiredOperand("<socket>", "the unix socket") },
+  args: { config: requiredOperand("<config>", "the metadata server configuration") },
 });
 
 /** In the order `castra --help` lists them. */
@@ -353,6 +345,5 @@ export const COMMANDS = {
   broker,
   metadata,
   complete,
-  relay,
 };
 export type CommandId = keyof typeof COMMANDS;

@@ -40,19 +40,23 @@ function ctrlCWhen(host: FakeVmHost, predicate: (h: FakeVmHost) => boolean): Abo
   return controller.signal;
 }
 
+/** What `up` does to start web and then db: each VM's metadata server is started right before its QEMU. */
+const STARTING_WEB_AND_DB = [
+  "lock castra up",
+  "disk web",
+  "metadata start web",
+  "launch web",
+  "disk db",
+  "metadata start db",
+  "launch db",
+];
+
 test("up starts every VM, waits for each, and ends with where to look; exit 0", async () => {
   const { dir } = await project(byoToml(["web", "db"]));
   const host = new FakeVmHost();
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(host.actions, [
-    "lock castra up",
-    "disk web",
-    "launch web",
-    "disk db",
-    "launch db",
-    "unlock",
-  ]);
+  assert.deepEqual(host.actions, [...STARTING_WEB_AND_DB, "unlock"]);
   assert.match(run.stderr, /^Created overlay \.castra\/web-overlay\.qcow2 on images\/web\.qcow2$/m);
   assert.match(run.stderr, /^Starting web \(tcg, 1 CPU, 1\.0 GiB\)…$/m);
   assert.match(run.stderr, /^Waiting for db to be ready \("login:" on its serial console\)…$/m);
@@ -79,7 +83,14 @@ test("a VM that already runs is only waited for; one that crashed is started aga
     run.stderr,
     /^warning: db stopped unexpectedly \(QEMU pid \d+ is gone\): starting it again on the same overlay$/m,
   );
-  assert.deepEqual(host.actions, ["lock castra up", "clean run/db.pid", "disk db", "launch db", "unlock"]);
+  assert.deepEqual(host.actions, [
+    "lock castra up",
+    "clean run/db.pid",
+    "disk db",
+    "metadata start db",
+    "launch db",
+    "unlock",
+  ]);
 });
 
 test("a VM still shutting down stops up with exit 70 and a hint to finish the down", async () => {
@@ -100,10 +111,30 @@ test("when the second VM fails to launch, the first is stopped again and the fai
   const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
   assert.equal(run.code, ExitCode.software);
   assert.match(run.stderr, /^error: vm db failed to start: QEMU exited with status 1 while starting$/m);
-  // What this up started is stopped (no ACPI wait); the VM that already ran is left alone.
+  // What this up started is stopped (no ACPI wait), db's metadata server too; the VM that already ran is left alone.
   assert.ok(host.actions.includes("stop web skip-powerdown"), host.actions.join(", "));
-  assert.ok(!host.actions.some((a) => a.startsWith("stop old")));
+  assert.ok(host.actions.includes("metadata stop web"), host.actions.join(", "));
+  assert.ok(host.actions.includes("metadata stop db"), host.actions.join(", "));
+  assert.ok(!host.actions.some((a) => a.startsWith("stop old") || a === "metadata stop old"));
+  assert.deepEqual([...host.metadataServers], ["old"]);
   assert.equal(host.actions.at(-1), "unlock");
+});
+
+test("a metadata server that does not come up stops its VM and everything else this up started: exit 70", async () => {
+  const { dir } = await project(byoToml(["web", "db"]));
+  const host = new FakeVmHost({ failMetadata: ["db"] });
+  const run = await castraInProcess(["up"], { cwd: dir, vmHost: host });
+  assert.equal(run.code, ExitCode.software);
+  assert.match(
+    run.stderr,
+    /^error: The metadata server of vm db did not start: it exited \(status 65\) while starting$/m,
+  );
+  // Each server starts before its VM's QEMU, and QEMU is not waited for before the server listens.
+  assert.deepEqual(host.actions.slice(0, STARTING_WEB_AND_DB.length), STARTING_WEB_AND_DB);
+  for (const action of ["stop web skip-powerdown", "stop db skip-powerdown", "metadata stop web"])
+    assert.ok(host.actions.includes(action), host.actions.join(", "));
+  assert.equal(host.vms.size, 0);
+  assert.equal(host.metadataServers.size, 0);
 });
 
 test("a failed preflight starts nothing and keeps its own exit code", async () => {
@@ -128,9 +159,11 @@ test("Ctrl-C while the guests boot stops what this up started, not what ran befo
   assert.match(run.stderr, /^error: Interrupted$/m);
   assert.match(run.stderr, /^ {2}Stopped what this castra up had started: web\.$/m);
   assert.ok(host.actions.includes("stop web skip-powerdown"));
+  assert.ok(host.actions.includes("metadata stop web"));
   assert.ok(host.actions.includes("broker stop"));
-  assert.ok(!host.actions.some((a) => a.startsWith("stop old")));
+  assert.ok(!host.actions.some((a) => a.startsWith("stop old") || a === "metadata stop old"));
   assert.equal(host.vms.get("old")?.state, "running");
+  assert.deepEqual([...host.metadataServers], ["old"]);
 });
 
 test("Ctrl-C during a download stops nothing (nothing was started) and releases the lock", async () => {

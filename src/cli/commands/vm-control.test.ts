@@ -29,7 +29,13 @@ test("up web starts only web; an unknown name is exit 64 with the known names an
   const host = new FakeVmHost();
   const run = await castraInProcess(["up", "web"], { cwd: dir, vmHost: host });
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(host.actions, ["lock castra up", "disk web", "launch web", "unlock"]);
+  assert.deepEqual(host.actions, [
+    "lock castra up",
+    "disk web",
+    "metadata start web",
+    "launch web",
+    "unlock",
+  ]);
   const typo = await castraInProcess(["up", "wbe"], { cwd: dir, vmHost: host });
   assert.equal(typo.code, ExitCode.usage);
   assert.match(typo.stderr, /^error: No VM named "wbe" in this project$/m);
@@ -63,6 +69,9 @@ test("suspend saves running VMs and skips the others; status shows suspended, up
   assert.match(suspended.stderr, /^✓ web suspended in \d+\.\d s \(saved state 96 MiB\)$/m);
   assert.match(suspended.stderr, /^db is stopped: nothing to suspend$/m);
   assert.equal(suspended.stdout, "Resume with `castra up`.\n");
+  // The suspended VM's QEMU is gone, and so is its metadata server.
+  assert.ok(host.actions.includes("metadata stop web"), host.actions.join(", "));
+  assert.ok(!host.metadataServers.has("web"));
 
   const status = await castraInProcess(["status", "--json"], { cwd: dir, vmHost: host });
   const web = (JSON.parse(status.stdout).vms as VmStatusJson[]).find((vm) => vm.name === "web");
@@ -75,7 +84,9 @@ test("suspend saves running VMs and skips the others; status shows suspended, up
   const resumed = await castraInProcess(["up", "web"], { cwd: dir, vmHost: host });
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /^Resuming web from its state saved \d{4}-\d\d-\d\d \d\d:\d\d…$/m);
-  assert.ok(host.actions.includes("resume web"));
+  const serverAt = host.actions.lastIndexOf("metadata start web");
+  assert.ok(serverAt >= 0 && serverAt < host.actions.indexOf("resume web"), host.actions.join(", "));
+  assert.ok(host.metadataServers.has("web"));
 });
 
 test("up --discard-suspended and down both throw a saved state away, saying so", async () => {
@@ -103,7 +114,13 @@ test("destroy asks first: without a terminal and --yes it refuses (64); with --y
   assert.deepEqual(host.actions, []);
   const done = await castraInProcess(["destroy", "web", "--yes"], { cwd: dir, vmHost: host });
   assert.equal(done.code, 0, done.stderr);
-  assert.deepEqual(host.actions, ["lock castra destroy", "stop web", "remove web", "unlock"]);
+  assert.deepEqual(host.actions, [
+    "lock castra destroy",
+    "stop web",
+    "metadata stop web",
+    "remove web",
+    "unlock",
+  ]);
   assert.match(done.stderr, /^✓ web destroyed: removed \.castra\/web-overlay\.qcow2/m);
   assert.equal(done.stdout, "The next `castra up` boots web from its base image.\n");
 });

@@ -6,7 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { promisify } from "node:util";
-import { metadataGuestfwd } from "./guestfwd.js";
+import { LaunchError } from "../errors.js";
+import { METADATA_BOUNDS } from "../metadata/bounds.js";
+import { CONNECTOR_SCRIPT } from "./connector.js";
+import { metadataGuestfwd, QEMU_GUESTFWD_MAX_BYTES } from "./guestfwd.js";
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), "castra-guestfwd-"));
@@ -14,11 +17,12 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 // Every character that means something to a shell or to QEMU's option parser.
 const hostile = 'it\'s a $(touch PWNED) `touch PWNED` "q" ; & | > < * ? , ,, \\ x';
-const binDir = join(dir, `bin ${hostile}`);
-const fakeNode = join(binDir, "node");
-const cliPath = join(dir, `cli ${hostile}`, "castra.js");
-const configRelPath = `run/vm ${hostile}.json`;
-const expectedArgv = [cliPath, "__metadata", configRelPath];
+// The socket path as long as a unix socket path can be; the rule must still fit what QEMU keeps.
+const binDir = join(dir, "p ';$(x),");
+const fakePerl = join(binDir, "perl");
+const socketPath = join(dir, `r${hostile}`, "vm-metadata.sock");
+const connector = { perlPath: fakePerl, socketPath, ...METADATA_BOUNDS };
+const expectedArgv = ["-e", CONNECTOR_SCRIPT, "--", socketPath, "3", "10"];
 
 /** What QEMU hands to libslirp: the text after `cmd:`, with `,,` read back as `,`. */
 function commandQemuRuns(guestfwd: string): string {
@@ -31,13 +35,13 @@ function commandQemuRuns(guestfwd: string): string {
 
 async function setup(): Promise<string> {
   await mkdir(binDir, { recursive: true });
-  // A fake node that prints the argv it received, one per line, as JSON.
+  // A fake perl that prints the argv it received, one per line, as JSON.
   await writeFile(
-    fakeNode,
+    fakePerl,
     `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done | ${process.execPath} -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(s.split("\\n").slice(0,-1))))'\n`,
   );
-  await chmod(fakeNode, 0o755);
-  return commandQemuRuns(metadataGuestfwd({ nodePath: fakeNode, cliPath, configRelPath }));
+  await chmod(fakePerl, 0o755);
+  return commandQemuRuns(metadataGuestfwd(connector));
 }
 
 test("a command run through /bin/sh -c gets exactly the intended argv and runs nothing else", async () => {
@@ -66,13 +70,13 @@ test("libslirp's GLib argv parser reads the same argv", async (t) => {
   const parse =
     "import sys, json; from gi.repository import GLib; print(json.dumps(GLib.shell_parse_argv(sys.argv[1])[1]))";
   const { stdout } = await run(python, ["-c", parse, command]);
-  assert.deepEqual(JSON.parse(stdout), [fakeNode, ...expectedArgv]);
+  assert.deepEqual(JSON.parse(stdout), [fakePerl, ...expectedArgv]);
 });
 
 test("QEMU accepts the rule, commas and quotes included", async (t) => {
   const qemu = ["/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"].find(existsSync);
   if (!qemu) return t.skip("qemu-system-x86_64 not installed");
-  const guestfwd = metadataGuestfwd({ nodePath: fakeNode, cliPath, configRelPath });
+  const guestfwd = metadataGuestfwd(connector);
   const netdev = `user,id=net0,net=169.254.0.0/16,guestfwd=${guestfwd}`;
   const args = ["-accel", "tcg", "-nodefaults", "-display", "none", "-S", "-netdev", netdev, "-qmp", "stdio"];
   const child = spawn(qemu, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -82,4 +86,19 @@ test("QEMU accepts the rule, commas and quotes included", async (t) => {
   child.stdout.once("data", () => child.stdin.end('{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n'));
   const code = await new Promise((resolve) => child.on("close", resolve));
   assert.equal(code, 0, stderr);
+});
+
+test("the rule fits the bytes QEMU keeps with the longest socket path castra uses; a longer one is refused", () => {
+  const longest = { ...connector, perlPath: "/usr/local/bin/perl", socketPath: `/${"s".repeat(106)}` };
+  const rule = metadataGuestfwd(longest).replaceAll(",,", ",");
+  assert.ok(Buffer.byteLength(rule) <= QEMU_GUESTFWD_MAX_BYTES, `${Buffer.byteLength(rule)} bytes`);
+  const err = (() => {
+    try {
+      metadataGuestfwd({ ...longest, perlPath: `/${"p".repeat(300)}/perl` });
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(err instanceof LaunchError);
+  assert.match(err.detail ?? "", /QEMU keeps 1023 bytes of a guestfwd rule/);
 });
