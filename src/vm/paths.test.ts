@@ -20,6 +20,8 @@ test("runtime and log files live under .castra/run and .castra/logs", () => {
     metadataLog: "/p/.castra/logs/devbox-metadata.log",
     provisionRecord: "/p/.castra/provision/devbox.json",
     sshPort: "/p/.castra/ssh/devbox.port",
+    provisionLog: "/p/.castra/logs/devbox-provision.log",
+    mountsRecord: "/p/.castra/run/devbox-mounts.json",
   });
 });
 

@@ -21,6 +21,10 @@ export interface VmPaths {
   provisionRecord: string;
   /** The automatic SSH port castra last chose for this VM (kept while it stays free). */
   sshPort: string;
+  /** Every provisioning step's output, with timestamps. */
+  provisionLog: string;
+  /** Which shares `up` mounted in the guest of the QEMU that runs now. */
+  mountsRecord: string;
 }
 
 export interface ProjectPaths {
@@ -69,7 +73,14 @@ export function vmPaths(
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
+    provisionLog: join(logsDir, `${vm.name}-provision.log`),
+    mountsRecord: mountsRecordPath(project, vm),
   };
+}
+
+/** `run/<vm>-mounts.json`; without the rest of `vmPaths`, which looks at the environment for the QMP socket. */
+export function mountsRecordPath(project: Pick<Project, "stateDir">, vm: Pick<VmConfig, "name">): string {
+  return join(projectPaths(project).runDir, `${vm.name}-mounts.json`);
 }
 
 /** The QMP socket in run/, or a short per-user path when the project path is too long for a unix socket. */

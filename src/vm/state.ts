@@ -73,6 +73,7 @@ export async function removeRuntimeFiles(paths: VmPaths, record?: VmRunRecord): 
     paths.qmpSocket,
     record?.qmpSocket,
     paths.metadataConfig,
+    paths.mountsRecord,
   ];
   await Promise.all(files.filter((f): f is string => Boolean(f)).map((f) => rm(f, { force: true })));
 }
