@@ -20,6 +20,7 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   logs: async () => (await import("./commands/logs.js")).runLogs,
   list: async () => (await import("./commands/list.js")).runList,
   ssh: async () => (await import("./commands/ssh.js")).runSsh,
+  provision: async () => (await import("./commands/provision.js")).runProvision,
   suspend: async () => (await import("./commands/suspend.js")).runSuspend,
   destroy: async () => (await import("./commands/destroy.js")).runDestroy,
   snapshot: async () => {

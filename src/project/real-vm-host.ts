@@ -5,10 +5,13 @@ import { requireHostTools } from "../host/tools.js";
 import { chooseAccelerator } from "../vm/accel.js";
 import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
+import { checkMounts, mountShares, unmountShares } from "../vm/guest-mounts.js";
+import { saveProvisionRecord } from "../vm/guest-records.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
 import { ensureStateDirs, vmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
+import { checkScripts, planProvisioning, runProvisionStep } from "../vm/provision.js";
 import { waitUntilReady } from "../vm/readiness.js";
 import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
 import { listSnapshots as listVmSnapshots, monitor, offlineSnapshot } from "../vm/snapshots.js";
@@ -69,4 +72,13 @@ export const realVmHost: VmHost = {
     return offlineSnapshot(qemuImg, vm.overlay, offline[action], name, vm.name);
   },
   removeVmFiles,
+  async checkGuestSetup(project, vm) {
+    await checkMounts(project, vm);
+    await checkScripts(project, vm);
+  },
+  mountShares,
+  unmountShares,
+  planProvisioning,
+  runProvisionStep,
+  saveProvisionRecord,
 };

@@ -1,6 +1,7 @@
 import type { Project, VmConfig } from "../config/model.js";
 import { vmPaths } from "../vm/paths.js";
 import type { ProjectEvent } from "./events.js";
+import { withSharesReleased } from "./shares.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface SuspendOptions {
@@ -38,13 +39,14 @@ export async function suspendProject(
       const { qemuImg } = await host.hostTools(options.env);
       const begun = Date.now();
       onEvent({ type: "suspending", vm: vm.name, pid: record.pid, memoryBytes: record.memoryBytes });
-      const saved = await host.suspendVm({
-        vm,
-        record,
-        paths: vmPaths(project, vm),
-        qemuImg,
-        signal: options.signal,
-      });
+      const saved = await withSharesReleased(
+        project,
+        host,
+        { vm, record },
+        options,
+        () => host.suspendVm({ vm, record, paths: vmPaths(project, vm), qemuImg, signal: options.signal }),
+        false,
+      );
       onEvent({
         type: "vm-suspended",
         vm: vm.name,

@@ -128,6 +128,12 @@ export const list = command({
   options: { json: flag("--json", "print a JSON document instead of the table") },
 });
 export type ListOptions = OptionsOf<typeof list>;
+export const provision = command({
+  name: "provision",
+  description: "on running VMs, mount what is not mounted and run every provisioning step again",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every running VM of the project)") },
+});
+export type ProvisionOptions = OptionsOf<typeof provision>;
 
 export const suspend = command({
   name: "suspend",
@@ -266,6 +272,7 @@ export const COMMANDS = {
   list,
   logs,
   ssh,
+  provision,
   suspend,
   destroy,
   snapshot,
