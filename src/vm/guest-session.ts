@@ -21,6 +21,8 @@ export interface GuestSession {
 export function unreachableReason(session: Pick<GuestSession, "vm" | "record">): string | undefined {
   if (session.vm.ssh === false) return "castra.toml sets ssh = false for it";
   if (!session.record.ssh) return "it was started without an SSH forward";
+  if (session.record.ssh.keyServed === false)
+    return 'castra hands the guest its key through the metadata service, and this VM has metadata = "none"';
   return undefined;
 }
 
