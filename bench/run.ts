@@ -14,6 +14,7 @@ import { bootRow } from "./rows/boot.js";
 import { cliStartRows } from "./rows/cli-start.js";
 import { downloadRows } from "./rows/download.js";
 import { logsRows } from "./rows/logs.js";
+import { mountRows } from "./rows/mounts.js";
 import { suspendRows } from "./rows/suspend.js";
 import { warmUpRow } from "./rows/warm-up.js";
 
@@ -40,6 +41,7 @@ const GROUPS: Group[] = [
   { ids: [7], run: async (b) => [await bootRow(b)] },
   { ids: [8, 9], run: logsRows },
   { ids: [10, 11, 12], run: suspendRows },
+  { ids: [13, 14, 15], run: mountRows },
 ];
 
 function log(message: string): void {
