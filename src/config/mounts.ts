@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { describe, type FieldReader, joinPath } from "./fields.js";
+import { type FieldReader, joinPath } from "./fields.js";
 import { DEFAULT_MOUNT_POINT, type MountConfig } from "./model.js";
 
 /** Reads `[[vms.mounts]]`: host directories the guest sees, read-only unless `writable = true`. */
@@ -21,36 +21,26 @@ export function readMounts(
   reader: FieldReader,
   resolvePath: (text: string) => string,
 ): MountConfig[] {
-  if (!Array.isArray(value)) {
-    return (
-      reader.fail(path, `must be a list of [[vms.mounts]] tables, not ${describe(value)}`, MOUNT_EXAMPLE) ??
-      []
-    );
-  }
-  if (value.length > MAX_MOUNTS) {
+  if (Array.isArray(value) && value.length > MAX_MOUNTS) {
     return (
       reader.fail(path, `has ${value.length} mounts; at most ${MAX_MOUNTS} are allowed`, MOUNT_EXAMPLE) ?? []
     );
   }
   const mounts: MountConfig[] = [];
   const byGuest = new Map<string, string>();
-  value.forEach((entry, index) => {
-    const at = `${path}[${index}]`;
-    const table = reader.table(entry, at, MOUNT_EXAMPLE);
-    if (!table) return;
-    reader.unknownKeys(table, at, MOUNT_KEYS);
+  for (const { table, at } of reader.tableList(value, path, MOUNT_KEYS, MOUNT_EXAMPLE)) {
     const host = table.host === undefined ? "." : reader.path(table, "host", at, 'host = "."');
     const guest = readGuestPath(table, at, reader);
     const writable = reader.boolean(table, "writable", at, "writable = true") ?? false;
-    if (host === undefined || guest === undefined) return;
+    if (host === undefined || guest === undefined) continue;
     const same = byGuest.get(guest);
     if (same) {
       reader.fail(joinPath(at, "guest"), `${guest} is already the mount point of ${same}`, GUEST_EXAMPLE);
-      return;
+      continue;
     }
     byGuest.set(guest, at);
     mounts.push({ host: resolvePath(host), guest, writable });
-  });
+  }
   return mounts;
 }
 

@@ -1,4 +1,4 @@
-import { describe, type FieldReader, joinPath } from "./fields.js";
+import { type FieldReader, joinPath } from "./fields.js";
 import type { ProvisionStep, ProvisionWhen } from "./model.js";
 
 /** Reads `[[vms.provision]]`: shell commands or scripts run in the guest as root, in order. */
@@ -13,36 +13,26 @@ export function readProvision(
   reader: FieldReader,
   resolvePath: (text: string) => string,
 ): ProvisionStep[] {
-  if (!Array.isArray(value)) {
-    return (
-      reader.fail(path, `must be a list of [[vms.provision]] tables, not ${describe(value)}`, STEP_EXAMPLE) ??
-      []
-    );
-  }
   const steps: ProvisionStep[] = [];
-  value.forEach((entry, index) => {
-    const at = `${path}[${index}]`;
-    const table = reader.table(entry, at, STEP_EXAMPLE);
-    if (!table) return;
-    reader.unknownKeys(table, at, STEP_KEYS);
+  for (const { table, at } of reader.tableList(value, path, STEP_KEYS, STEP_EXAMPLE)) {
     const when = readWhen(table, at, reader);
     if (table.run !== undefined && table.script !== undefined) {
       reader.fail(at, "set only one of run and script", STEP_EXAMPLE);
-      return;
+      continue;
     }
     if (table.script !== undefined) {
       const script = reader.path(table, "script", at, 'script = "scripts/setup.sh"');
       if (script !== undefined && when) steps.push({ kind: "script", path: resolvePath(script), when });
-      return;
+      continue;
     }
     const command = reader.string(table, "run", at, STEP_EXAMPLE, true);
     // The command travels to the guest's shell as text: a NUL byte would cut it short there.
     if (command?.includes("\0")) {
       reader.fail(joinPath(at, "run"), "must not contain NUL characters", STEP_EXAMPLE);
-      return;
+      continue;
     }
     if (command !== undefined && when) steps.push({ kind: "run", command, when });
-  });
+  }
   return steps;
 }
 
@@ -51,12 +41,6 @@ function readWhen(
   at: string,
   reader: FieldReader,
 ): ProvisionWhen | undefined {
-  const text = reader.string(table, "when", at, WHEN_EXAMPLE);
-  if (text === undefined) return table.when === undefined ? "once" : undefined;
-  if (text === "once" || text === "always") return text;
-  return reader.fail(
-    joinPath(at, "when"),
-    `must be "once" or "always", not ${JSON.stringify(text)}`,
-    WHEN_EXAMPLE,
-  );
+  if (table.when === undefined) return "once";
+  return reader.choice(table, "when", at, ["once", "always"], WHEN_EXAMPLE);
 }

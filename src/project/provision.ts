@@ -2,6 +2,7 @@ import type { Project, VmConfig } from "../config/model.js";
 import { UnavailableError } from "../errors.js";
 import type { ProjectEvent } from "./events.js";
 import { setUpGuest } from "./guest-setup.js";
+import { underProjectLock } from "./lock.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface ProvisionOptions {
@@ -23,12 +24,7 @@ export async function provisionProject(
   options: ProvisionOptions,
 ): Promise<string[]> {
   const { onEvent } = options;
-  await host.ensureStateDirs(project);
-  const lock = await host.lockProject(project, "castra provision", {
-    signal: options.signal,
-    onWait: (holder) => onEvent({ type: "lock-wait", holder }),
-  });
-  try {
+  return underProjectLock(project, host, "castra provision", options, async () => {
     const done: string[] = [];
     for (const vm of options.targets) {
       const status = await host.vmStatus(project, vm);
@@ -44,9 +40,7 @@ export async function provisionProject(
     }
     if (done.length === 0) throw notRunning(undefined, "stopped");
     return done;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 function notRunning(name: string | undefined, state: string): UnavailableError {

@@ -1,6 +1,7 @@
 import type { Project, VmConfig } from "../config/model.js";
 import { vmPaths } from "../vm/paths.js";
 import type { ProjectEvent } from "./events.js";
+import { underProjectLock } from "./lock.js";
 import { withSharesReleased } from "./shares.js";
 import type { VmHost } from "./vm-host.js";
 
@@ -22,12 +23,7 @@ export async function suspendProject(
   options: SuspendOptions,
 ): Promise<string[]> {
   const { onEvent } = options;
-  await host.ensureStateDirs(project);
-  const lock = await host.lockProject(project, "castra suspend", {
-    signal: options.signal,
-    onWait: (holder) => onEvent({ type: "lock-wait", holder }),
-  });
-  try {
+  return underProjectLock(project, host, "castra suspend", options, async () => {
     const suspended: string[] = [];
     for (const vm of options.targets ?? project.vms) {
       const status = await host.vmStatus(project, vm);
@@ -56,7 +52,5 @@ export async function suspendProject(
       suspended.push(vm.name);
     }
     return suspended;
-  } finally {
-    await lock.release();
-  }
+  });
 }
