@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip, type TestGuest } from "../support/guest.js";
+import { guestCatalog } from "../support/guest-catalog.js";
 import { writeJson } from "../support/image-fixtures.js";
 import { killProjectQemus } from "../support/processes.js";
 
@@ -19,46 +20,11 @@ let guest: TestGuest;
 let work: string;
 const projects: string[] = [];
 
+/** The test guest as a cloud image castra logs into: metadata for its keys, SSH for alpine. */
 function catalog(append: string) {
-  const file = (name: string) => ({
-    url: pathToFileURL(join(guestOut(), name)).href,
-    sha256: guest.sha256[name],
-    size: guest.size[name],
-  });
-  const root = { kind: "root_disk", ...file("rootfs.vhd"), final_name: "rootfs.qcow2" };
-  return {
-    images: [
-      {
-        id: "alpine-minimal",
-        version: "v1",
-        artifacts: [
-          {
-            ...root,
-            transforms: [
-              { type: "strip_vhd_footer" },
-              { type: "qemu_img_convert", from: "raw", to: "qcow2", output: "rootfs.qcow2" },
-            ],
-          },
-          { kind: "kernel", ...file("vmlinuz"), final_name: "vmlinuz", transforms: [] },
-          { kind: "initrd", ...file("initramfs.cpio.gz"), final_name: "initramfs.cpio.gz", transforms: [] },
-        ],
-        profile: {
-          kernel: "kernel",
-          initrd: "initrd",
-          append,
-          cpus: 1,
-          memory: "256 MiB",
-          disk_interface: "virtio",
-          ready_pattern: "login:",
-          metadata: "ec2",
-          login_user: "alpine",
-        },
-      },
-    ],
-  };
+  const urlOf = (name: string) => pathToFileURL(join(dirname(guest.kernel), name)).href;
+  return guestCatalog(guest, { urlOf, append, profile: { metadata: "ec2", login_user: "alpine" } });
 }
-
-const guestOut = () => dirname(guest.kernel);
 
 before(async () => {
   if (skip) return;
