@@ -5,8 +5,9 @@ import type { MetadataFlavour } from "../config/model.js";
 import { DataError, fsError } from "../errors.js";
 
 /**
- * What one VM's metadata responder serves, written by the launcher to `.castra/run/<vm>-metadata.json`
- * (mode 0600: it holds the token secret). Relative paths resolve against this file's directory.
+ * What one VM's metadata responder serves, written by the launcher to `<vm>-metadata.json` in the project's
+ * private runtime directory (`privateRunDir`: outside the project, so no guest share reaches it) with mode 0600,
+ * as it holds the token secret. Relative paths resolve against this file's directory.
  */
 export interface ResponderConfig {
   flavour: MetadataFlavour;

@@ -9,7 +9,7 @@ import { checkMounts, mountShares, unmountShares } from "../vm/guest-mounts.js";
 import { saveProvisionRecord } from "../vm/guest-records.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
-import { ensureStateDirs, vmPaths } from "../vm/paths.js";
+import { ensureStateDirs } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
 import { checkScripts, planProvisioning, runProvisionStep } from "../vm/provision.js";
 import { waitUntilReady } from "../vm/readiness.js";
@@ -32,11 +32,7 @@ export const realVmHost: VmHost = {
   removeRuntimeFiles,
   brokerStatus,
   chooseAccelerator,
-  ensureStateDirs: (project) =>
-    ensureStateDirs(
-      project,
-      project.vms.map((vm) => vmPaths(project, vm).qmpSocket),
-    ),
+  ensureStateDirs,
   bootHints,
   resolveBaseImage,
   preflight,

@@ -3,20 +3,21 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ensureStateDirs, UNIX_SOCKET_MAX_BYTES, vmPaths } from "./paths.js";
+import { ensureStateDirs, privateRunDir, UNIX_SOCKET_MAX_BYTES, vmPaths } from "./paths.js";
 
 const dir = await mkdtemp(join(tmpdir(), "castra-paths-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-test("runtime and log files live under .castra/run and .castra/logs", () => {
+test("runtime and log files live under .castra/run and .castra/logs, the metadata settings out of guests' reach", () => {
   const p = vmPaths({ stateDir: "/p/.castra" }, { name: "devbox" }, {});
+  assert.match(p.metadataConfig, /^\/tmp\/castra-\d+\/[0-9a-f]{16}\/devbox-metadata\.json$/);
   assert.deepEqual(p, {
     pidFile: "/p/.castra/run/devbox.pid",
     stoppingMarker: "/p/.castra/run/devbox.stopping",
     qmpSocket: "/p/.castra/run/devbox.qmp",
     qemuLog: "/p/.castra/logs/devbox.log",
     serialLog: "/p/.castra/logs/devbox-serial.log",
-    metadataConfig: "/p/.castra/run/devbox-metadata.json",
+    metadataConfig: p.metadataConfig,
     metadataLog: "/p/.castra/logs/devbox-metadata.log",
     provisionRecord: "/p/.castra/provision/devbox.json",
     sshPort: "/p/.castra/ssh/devbox.port",
@@ -41,8 +42,10 @@ test("a project path too long for a unix socket moves the QMP socket to a short 
   assert.notEqual(vmPaths({ stateDir: `${deep}2` }, { name: "devbox" }, {}).qmpSocket, withoutXdg);
 });
 
-test(".castra, run and logs are created private (0700)", async () => {
+test(".castra, run, logs and the private runtime directory are created private (0700)", async () => {
   const stateDir = join(dir, "project", ".castra");
   await ensureStateDirs({ stateDir });
   for (const sub of ["", "run", "logs"]) assert.equal((await stat(join(stateDir, sub))).mode & 0o777, 0o700);
+  assert.equal((await stat(privateRunDir({ stateDir }))).mode & 0o777, 0o700);
+  assert.notEqual(privateRunDir({ stateDir }), privateRunDir({ stateDir: `${stateDir}2` }));
 });

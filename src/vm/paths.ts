@@ -69,7 +69,7 @@ export function vmPaths(
     qmpSocket: qmpSocketPath(join(runDir, `${vm.name}.qmp`), project.stateDir, vm.name, env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
-    metadataConfig: join(runDir, `${vm.name}-metadata.json`),
+    metadataConfig: join(privateRunDir(project, env), `${vm.name}-metadata.json`),
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
@@ -97,15 +97,23 @@ export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
   return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
 }
 
-/** Creates `.castra/`, `run/` and `logs/` (mode 0700), plus the short socket directory when a VM needs it. */
-export async function ensureStateDirs(
+/**
+ * The project's runtime files that a guest must never reach, outside the project (a guest with a writable
+ * mount of the project can change anything under `.castra/`): `<short runtime dir>/<hash of .castra>/`.
+ */
+export function privateRunDir(
   project: Pick<Project, "stateDir">,
-  sockets: string[] = [],
-): Promise<void> {
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  return join(shortRuntimeDir(env), shortHash(project.stateDir));
+}
+
+/** Creates `.castra/`, `run/` and `logs/` and the project's private runtime directory (all mode 0700). */
+export async function ensureStateDirs(project: Pick<Project, "stateDir">): Promise<void> {
   const { stateDir, runDir, logsDir } = projectPaths(project);
   for (const dir of [stateDir, runDir, logsDir]) await makePrivateDir(dir);
-  const shortDir = shortRuntimeDir();
-  if (sockets.some((s) => s.startsWith(`${shortDir}/`))) await ensureOwnedPrivateDir(shortDir);
+  await ensureOwnedPrivateDir(shortRuntimeDir());
+  await makePrivateDir(privateRunDir(project));
 }
 
 async function makePrivateDir(dir: string): Promise<void> {
@@ -122,8 +130,8 @@ async function ensureOwnedPrivateDir(dir: string): Promise<void> {
   const info = await lstat(dir);
   const uid = process.getuid?.();
   if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o077) !== 0) {
-    throw new CannotCreateError(`Cannot use ${dir} for QMP sockets`, {
-      detail: `${dir} must be a directory owned by you with mode 0700 (the project path is too long for a socket in .castra/run/).`,
+    throw new CannotCreateError(`Cannot use ${dir} for castra's private runtime files`, {
+      detail: `${dir} must be a directory owned by you with mode 0700 (it holds the metadata service's settings, and QMP sockets when a project path is too long for one).`,
       hint: `remove it (rm -r ${dir}) or set XDG_RUNTIME_DIR to a private directory, then run the command again`,
     });
   }
