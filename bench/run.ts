@@ -41,7 +41,7 @@ const GROUPS: Group[] = [
   { ids: [7], run: async (b) => [await bootRow(b)] },
   { ids: [8, 9], run: logsRows },
   { ids: [10, 11, 12], run: suspendRows },
-  { ids: [13, 14, 15], run: mountRows },
+  { ids: [19, 20, 21], run: mountRows },
 ];
 
 function log(message: string): void {

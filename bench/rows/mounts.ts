@@ -12,7 +12,7 @@ const FILE_MIB = 256;
 const MANAGED = 'managed_image = { name = "alpine-minimal", version = "v1" }\nmemory = "512 MiB"';
 
 /**
- * Rows 13–15: reading a 256 MiB file from /project in the guest against reading it on the host (page cache warm
+ * Rows 19–21: reading a 256 MiB file from /project in the guest against reading it on the host (page cache warm
  * on both sides), with castra's mount options and with QEMU's defaults; and the time `castra up` of an already
  * provisioned VM spends after the guest is ready (mounting, skipping its `once` step) against a VM with neither.
  */
@@ -65,8 +65,8 @@ async function readRows(bench: Bench, env: NodeJS.ProcessEnv): Promise<RowResult
       note: `${((guest.median / base.median) * 100).toFixed(0)}% of the host's rate (dd bs=1M, MB/s as dd reports)`,
     });
     return [
-      row(13, "castra's options (msize=512000, cache=mmap)", chosen, host),
-      row(14, "QEMU's defaults (trans=virtio only)", plain, host2),
+      row(19, "castra's options (msize=512000, cache=mmap)", chosen, host),
+      row(20, "QEMU's defaults (trans=virtio only)", plain, host2),
     ];
   } finally {
     await down(bench, dir, env, 10);
@@ -112,7 +112,7 @@ async function setupRow(bench: Bench, env: NodeJS.ProcessEnv): Promise<RowResult
     { warmup: bench.warmup, runs: bench.runs },
   );
   return {
-    id: 15,
+    id: 21,
     figure:
       "`castra up` of a provisioned VM: from ready to exit, with the /project mount and a done `once` step",
     baseline: "the same for a VM with neither (`mounts = []`, no steps)",
