@@ -42,7 +42,7 @@ export function hostForwardRule(forward: PortForward): string {
 }
 
 /** One virtio-9p device per mount (see `vm/shares.ts`); the guest mounts them once it is ready. */
-function shareArgs(vm: VmConfig): string[] {
+export function shareArgs(vm: Pick<VmConfig, "mounts">): string[] {
   return (vm.mounts ?? []).flatMap((mount, i) => [
     "-fsdev",
     `local,id=share${i},path=${escapeOptionValue(mount.host)},${shareFsdevOptions(mount)}`,
