@@ -14,7 +14,15 @@ export interface SshTarget {
   host?: string;
   /** Run this instead of a login shell; ssh joins the words with spaces for the guest's shell, as usual. */
   command?: readonly string[];
+  /**
+   * Share one connection through this socket, kept a few seconds after its last use: `up` logs in to see that
+   * SSH works, then mounts and provisions, and each new login costs the guest a key exchange.
+   */
+  controlPath?: string;
 }
+
+/** How long a shared connection outlives its last use: enough for `up` to go from ready to its guest's setup. */
+export const SHARED_CONNECTION_SECONDS = 15;
 
 /**
  * The argv (without `ssh` itself) that logs into a guest with the project key only. The first host key a
@@ -45,6 +53,12 @@ export function buildSshArgs(target: SshTarget): string[] {
     // Hides "Permanently added …" on first use; a changed host key is an error and still shown.
     "-o",
     "LogLevel=ERROR",
+    ...(target.controlPath
+      ? [
+          ...["-o", "ControlMaster=auto", "-o", `ControlPath=${sshConfigValue(target.controlPath)}`],
+          ...["-o", `ControlPersist=${SHARED_CONNECTION_SECONDS}`],
+        ]
+      : []),
     "-p",
     String(target.port),
     "--",

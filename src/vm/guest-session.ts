@@ -4,6 +4,7 @@ import { findOnPath } from "../host/tools.js";
 import { type GuestCommand, type GuestCommandResult, runGuestCommand } from "../ssh/guest-command.js";
 import { sshDir } from "../ssh/keys.js";
 import { hostKeyAlias, hostKeyMismatchError, knownHostsPath } from "../ssh/known-hosts.js";
+import { vmPaths } from "./paths.js";
 import type { VmRunRecord } from "./state.js";
 
 /** A running guest castra works in over SSH (mounting its shares, provisioning it). */
@@ -48,6 +49,7 @@ export async function runInGuest(
       user: vm.sshUser ?? endpoint.user,
       port: endpoint.port,
       host: endpoint.host,
+      controlPath: vmPaths(project, vm).sshControl,
     },
     asRoot: true,
     signal: session.signal,

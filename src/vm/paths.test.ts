@@ -23,6 +23,7 @@ test("runtime and log files live under .castra/run and .castra/logs, the metadat
     sshPort: "/p/.castra/ssh/devbox.port",
     provisionLog: "/p/.castra/logs/devbox-provision.log",
     mountsRecord: "/p/.castra/run/devbox-mounts.json",
+    sshControl: p.metadataConfig.replace("devbox-metadata.json", "devbox.ssh"),
   });
 });
 

@@ -25,6 +25,8 @@ export interface VmPaths {
   provisionLog: string;
   /** Which shares `up` mounted in the guest of the QEMU that runs now. */
   mountsRecord: string;
+  /** The socket of castra's own shared SSH connection to the guest (private, like the metadata settings). */
+  sshControl: string;
 }
 
 export interface ProjectPaths {
@@ -75,6 +77,7 @@ export function vmPaths(
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
     provisionLog: join(logsDir, `${vm.name}-provision.log`),
     mountsRecord: mountsRecordPath(project, vm),
+    sshControl: join(privateRunDir(project, env), `${vm.name}.ssh`),
   };
 }
 

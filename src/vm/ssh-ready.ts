@@ -7,6 +7,7 @@ import { findOnPath } from "../host/tools.js";
 import { buildSshArgs } from "../ssh/client.js";
 import { sshDir } from "../ssh/keys.js";
 import { hostKeyAlias, hostKeyMismatchError, knownHostsPath } from "../ssh/known-hosts.js";
+import { vmPaths } from "./paths.js";
 import type { VmRunRecord } from "./state.js";
 
 /** Between two logins that failed: a guest's SSH server comes up seconds after its login prompt under TCG. */
@@ -42,6 +43,8 @@ export async function waitForSsh(
     port: endpoint.port,
     host: endpoint.host,
     command: ["true"],
+    // Kept open a few seconds: mounting and provisioning right after log in through it.
+    controlPath: vmPaths(project, vm).sshControl,
   });
   const started = Date.parse(record.startedAt) || Date.now();
   const deadline = Date.now() + options.timeoutMs;
