@@ -15,6 +15,7 @@ import { cliStartRows } from "./rows/cli-start.js";
 import { downloadRows } from "./rows/download.js";
 import { logsRows } from "./rows/logs.js";
 import { metadataRows } from "./rows/metadata.js";
+import { mountRows } from "./rows/mounts.js";
 import { suspendRows } from "./rows/suspend.js";
 import { warmUpRow } from "./rows/warm-up.js";
 
@@ -42,6 +43,7 @@ const GROUPS: Group[] = [
   { ids: [8, 9], run: logsRows },
   { ids: [10, 11, 12], run: suspendRows },
   { ids: [13, 14, 15, 16, 17, 18], run: metadataRows },
+  { ids: [19, 20, 21], run: mountRows },
 ];
 
 function log(message: string): void {

@@ -19,7 +19,12 @@ export function testGuest(): Promise<TestGuest> {
  * A CASTRA_CATALOG whose alpine-minimal@v1 is the test guest (direct kernel boot, ready at `login:`) with
  * the given qcow2 as its root disk, fetched from file: URLs, so an empty directory's `castra up` boots it.
  */
-async function guestCatalog(bench: Bench, name: string, rootQcow2: string): Promise<string> {
+async function guestCatalog(
+  bench: Bench,
+  name: string,
+  rootQcow2: string,
+  profile: Record<string, unknown> = GUEST_PROFILE,
+): Promise<string> {
   const g = await testGuest();
   return writeCatalog(
     join(bench.work, `${name}.catalog.json`),
@@ -29,7 +34,7 @@ async function guestCatalog(bench: Bench, name: string, rootQcow2: string): Prom
       { kind: "kernel", file: await facts(g.kernel), final_name: "vmlinuz" },
       { kind: "initrd", file: await facts(g.initrd), final_name: "initramfs.cpio.gz" },
     ],
-    GUEST_PROFILE,
+    profile,
   );
 }
 
@@ -41,6 +46,21 @@ export function smallGuestCatalog(bench: Bench): Promise<string> {
     return guestCatalog(bench, "guest-64m", qcow2);
   })();
   return small;
+}
+
+/**
+ * The small guest as a cloud image: it asks castra's metadata service for its keys and runs an SSH server for
+ * `alpine` (doas to root), its host key kept on its disk; castra logs in, mounts and provisions it.
+ */
+export async function sshGuestCatalog(bench: Bench): Promise<string> {
+  const qcow2 = join(bench.work, "root-64m-ssh.qcow2");
+  await makeQcow2((await testGuest()).dataDiskRaw, qcow2);
+  return guestCatalog(bench, "guest-ssh", qcow2, {
+    ...GUEST_PROFILE,
+    append: `${GUEST_PROFILE.append} castra.disk=1 castra.ssh=1 castra.mdtimeout=5`,
+    metadata: "ec2",
+    login_user: "alpine",
+  });
 }
 
 /** The same guest with a 1 GiB root disk full of incompressible data (a 1 GiB qcow2 file). */

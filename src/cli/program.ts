@@ -21,6 +21,7 @@ export const LOADERS: { [Id in CommandId]: () => Promise<RunCommand<OptionsOf<(t
   list: async () => (await import("./commands/list.js")).runList,
   ssh: async () => (await import("./commands/ssh.js")).runSsh,
   sshConfig: async () => (await import("./commands/ssh-config.js")).runSshConfig,
+  provision: async () => (await import("./commands/provision.js")).runProvision,
   suspend: async () => (await import("./commands/suspend.js")).runSuspend,
   destroy: async () => (await import("./commands/destroy.js")).runDestroy,
   snapshot: async () => {

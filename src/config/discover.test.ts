@@ -89,6 +89,8 @@ test("an empty directory gets the synthesized default project, and nothing is wr
           source: { kind: "managed", name: "alpine-minimal", version: "v1", useProfile: true },
           overlay: join(empty, ".castra", "alpine-overlay.qcow2"),
           portForwards: [],
+          mounts: [{ host: empty, guest: "/project", writable: false }],
+          provision: [],
         },
       ],
       warnings: [],

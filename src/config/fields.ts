@@ -42,6 +42,28 @@ export class FieldReader {
     }
   }
 
+  /**
+   * The entries of an array of tables (`[[vms.mounts]]`), each with its path (`vms[0].mounts[1]`) and its unknown
+   * keys warned about; an entry that is not a table, or a value that is no list, is an issue.
+   */
+  tableList(
+    value: unknown,
+    path: string,
+    known: readonly string[],
+    example: string,
+  ): { table: Table; at: string }[] {
+    const name = `[[${path.replace(/\[\d+\]/g, "")}]]`;
+    if (!Array.isArray(value))
+      return this.fail(path, `must be a list of ${name} tables, not ${describe(value)}`, example) ?? [];
+    return value.flatMap((entry, index) => {
+      const at = `${path}[${index}]`;
+      const table = this.table(entry, at, example);
+      if (!table) return [];
+      this.unknownKeys(table, at, known);
+      return [{ table, at }];
+    });
+  }
+
   table(value: unknown, path: string, example: string): Table | undefined {
     if (isTable(value)) return value;
     return this.fail(path, `must be a table, not ${describe(value)}`, example);
@@ -54,6 +76,21 @@ export class FieldReader {
     if (typeof value !== "string") return this.fail(at, `must be a string, not ${describe(value)}`, example);
     if (value.trim() === "") return this.fail(at, "must not be empty", example);
     return value;
+  }
+
+  /** One of a few words (`metadata = "ec2"`); anything else is an issue naming them. */
+  choice<T extends string>(
+    table: Table,
+    key: string,
+    path: string,
+    choices: readonly T[],
+    example: string,
+  ): T | undefined {
+    const text = this.string(table, key, path, example);
+    if (text === undefined || (choices as readonly string[]).includes(text)) return text as T | undefined;
+    const words = choices.map((c) => JSON.stringify(c));
+    const list = `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
+    return this.fail(joinPath(path, key), `must be ${list}, not ${JSON.stringify(text)}`, example);
   }
 
   /** A file path: a string without control characters (they break logs and QEMU's argument syntax). */

@@ -10,23 +10,16 @@ const BROKER_KEYS = ["port"] as const;
 export function readForwards(value: unknown, path: string, reader: FieldReader): PortForward[] {
   const example = "[[vms.port_forwards]]\nhost = 2222\nguest = 22";
   if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    return reader.fail(path, "must be a list of [[vms.port_forwards]] tables", example) ?? [];
-  }
   const forwards: PortForward[] = [];
-  value.forEach((entry, index) => {
-    const at = `${path}[${index}]`;
-    const forward = reader.table(entry, at, example);
-    if (!forward) return;
-    reader.unknownKeys(forward, at, FORWARD_KEYS);
+  for (const { table: forward, at } of reader.tableList(value, path, FORWARD_KEYS, example)) {
     const port = { min: 1, max: 65535, required: true };
     const host = reader.integer(forward, "host", at, { ...port, example: "host = 2222" });
     const guest = reader.integer(forward, "guest", at, { ...port, example: "guest = 22" });
     const protocol = readProtocol(forward, at, reader);
     const hostAddress = readHostAddress(forward, at, reader);
-    if (host === undefined || guest === undefined || !protocol || !hostAddress) return;
+    if (host === undefined || guest === undefined || !protocol || !hostAddress) continue;
     forwards.push({ host, guest, protocol, hostAddress });
-  });
+  }
   return forwards;
 }
 

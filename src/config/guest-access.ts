@@ -121,11 +121,5 @@ function readMetadata(
   path: string,
   reader: FieldReader,
 ): MetadataFlavour | undefined {
-  const text = reader.string(vm, "metadata", path, METADATA_EXAMPLE);
-  if (text === undefined || text === "ec2" || text === "none") return text;
-  return reader.fail(
-    joinPath(path, "metadata"),
-    `must be "ec2" or "none", not ${JSON.stringify(text)}`,
-    METADATA_EXAMPLE,
-  );
+  return reader.choice(vm, "metadata", path, ["ec2", "none"], METADATA_EXAMPLE);
 }

@@ -79,6 +79,8 @@ test("the documented example parses into the project model", () => {
     memoryBytes: 2048 * MiB,
     readyPattern: "login:",
     portForwards: [{ host: 2222, guest: 22, protocol: "tcp", hostAddress: "127.0.0.1" }],
+    mounts: [],
+    provision: [],
   });
   assert.deepEqual(project.vms[1], {
     name: "web",
@@ -88,6 +90,8 @@ test("the documented example parses into the project model", () => {
     memoryBytes: undefined,
     readyPattern: undefined,
     portForwards: [{ host: 8053, guest: 53, protocol: "udp", hostAddress: "127.0.0.2" }],
+    mounts: [{ host: "/proj", guest: "/project", writable: false }],
+    provision: [],
   });
 });
 

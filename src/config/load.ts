@@ -6,6 +6,7 @@ import { type DiscoveryOptions, findConfigFile, findProject } from "./discover.j
 import { type FieldIssue, FieldReader } from "./fields.js";
 import { makeLineLocator } from "./locate.js";
 import { DEFAULT_MANAGED_IMAGE, DEFAULT_VM_NAME, type Project } from "./model.js";
+import { defaultMounts } from "./mounts.js";
 import { CONFIG_VERSION, validateConfig } from "./schema.js";
 
 export type LoadOptions = DiscoveryOptions;
@@ -71,6 +72,8 @@ export function synthesizeProject(cwd: string): Project {
         source: { kind: "managed", ...DEFAULT_MANAGED_IMAGE, useProfile: true },
         overlay: join(rootDir, ".castra", `${DEFAULT_VM_NAME}-overlay.qcow2`),
         portForwards: [],
+        mounts: defaultMounts(rootDir),
+        provision: [],
       },
     ],
     warnings: [],

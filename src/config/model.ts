@@ -38,7 +38,29 @@ export interface VmConfig {
   ssh?: boolean;
   /** The user `castra ssh` logs in as; unset: the image profile's login user, else `root`. */
   sshUser?: string;
+  /** Host directories shared with the guest (9p), mounted in it after it is ready; unset means none. */
+  mounts?: MountConfig[];
+  /** Steps run in the guest as root over SSH after its mounts are up, in order; unset means none. */
+  provision?: ProvisionStep[];
 }
+
+/** `[[vms.mounts]]`: a host directory the guest sees at `guest`. */
+export interface MountConfig {
+  /** Absolute path on the host. */
+  host: string;
+  /** Absolute path in the guest, never `/`. */
+  guest: string;
+  /** False: the export itself is read-only, so the guest cannot change the host's files. */
+  writable: boolean;
+}
+
+/** `once` steps run again only when their text or script changes; `always` steps on every boot. */
+export type ProvisionWhen = "once" | "always";
+
+/** `[[vms.provision]]`: a shell command, or a host script copied into the guest and run there. */
+export type ProvisionStep =
+  | { kind: "run"; command: string; when: ProvisionWhen }
+  | { kind: "script"; path: string; when: ProvisionWhen };
 
 /** `ec2`: castra serves an EC2-style instance-metadata subset; `none`: every request gets 404. */
 export type MetadataFlavour = "ec2" | "none";
@@ -76,6 +98,8 @@ export const METADATA_ADDRESS = "169.254.169.254";
 /** Catalog ids and versions become one directory level under `.castra/images/`: plain names, no `..`. */
 export const CATALOG_NAME = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const DEFAULT_VM_NAME = "alpine";
+/** Where the project directory appears in the guest, unless a mount says otherwise. */
+export const DEFAULT_MOUNT_POINT = "/project";
 export const DEFAULT_MANAGED_IMAGE = { name: "alpine-minimal", version: "v1" } as const;
 /** Used for VMs with no cpus/memory in castra.toml and no catalog hint. */
 export const DEFAULT_CPUS = 1;

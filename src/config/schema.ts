@@ -5,6 +5,8 @@ import { readBroker, readForwards } from "./forwards.js";
 import { GUEST_ACCESS_KEYS, readGuestAccess } from "./guest-access.js";
 import { MEMORY_EXAMPLE, parseMemorySize } from "./memory.js";
 import { type BaseImageSource, CATALOG_NAME, type Project, type VmConfig } from "./model.js";
+import { defaultMounts, readMounts } from "./mounts.js";
+import { readProvision } from "./provision.js";
 
 export const CONFIG_VERSION = "0.1.0";
 
@@ -20,6 +22,8 @@ const VM_KEYS = [
   "ready_pattern",
   "port_forwards",
   ...GUEST_ACCESS_KEYS,
+  "mounts",
+  "provision",
 ] as const;
 const MANAGED_KEYS = ["name", "version", "profile"] as const;
 
@@ -145,8 +149,22 @@ function readVm(entry: unknown, path: string, rootDir: string, reader: FieldRead
   const memoryBytes = readMemory(vm, path, reader);
   const readyPattern = reader.string(vm, "ready_pattern", path, 'ready_pattern = "login:"');
   const portForwards = readForwards(vm.port_forwards, `${path}.port_forwards`, reader);
-  const access = readGuestAccess(vm, path, reader, (text) => resolveUserPath(text, rootDir));
+  const resolvePath = (text: string) => resolveUserPath(text, rootDir);
+  const access = readGuestAccess(vm, path, reader, resolvePath);
+  const given =
+    vm.mounts === undefined ? undefined : readMounts(vm.mounts, `${path}.mounts`, reader, resolvePath);
+  const provision =
+    vm.provision === undefined ? [] : readProvision(vm.provision, `${path}.provision`, reader, resolvePath);
+  if (provision.length > 0 && access.ssh === false) {
+    reader.fail(
+      `${path}.provision`,
+      "runs over SSH, and this VM sets ssh = false",
+      "ssh = true (or remove ssh)",
+    );
+  }
   if (reader.issues.length > issuesBefore || name === undefined || source === undefined) return undefined;
+  // A managed image is castra's own and gets the project at /project; a bring-your-own VM only what it asks.
+  const mounts = given ?? (source.kind === "managed" ? defaultMounts(rootDir) : []);
 
   const overlay = overlayText
     ? resolveUserPath(overlayText, rootDir)
@@ -159,7 +177,18 @@ function readVm(entry: unknown, path: string, rootDir: string, reader: FieldRead
     );
     return undefined;
   }
-  return { name, source, overlay, cpus, memoryBytes, readyPattern, portForwards, ...access };
+  return {
+    name,
+    source,
+    overlay,
+    cpus,
+    memoryBytes,
+    readyPattern,
+    portForwards,
+    ...access,
+    mounts,
+    provision,
+  };
 }
 
 function readSource(

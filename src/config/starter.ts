@@ -50,6 +50,25 @@ overlay = ".castra/${vm}-overlay.qcow2"
 # Another network for this guest; outside 169.254.0.0/16 the host's own metadata service becomes reachable.
 # subnet = "10.0.2.0/24"
 
+# A host directory the guest sees (catalog images get this one without the table); repeat the table for
+# more, or write mounts = [] to share nothing.
+[[vms.mounts]]
+# The directory on the host: "." is this project.
+host = "."
+# Where it appears in the guest.
+guest = "/project"
+# true lets the guest change your files, castra.toml included: read README's "Mounts and provisioning" first.
+writable = false
+
+# Set-up run in the guest as root over SSH once it is ready and its mounts are up, in order: a shell command
+# (run) or a script of this project copied in (script). A "once" step (the default) runs again only when it
+# changes, an "always" step on every boot; \`castra provision\` runs them all again.
+# [[vms.provision]]
+# A shell command for the guest's shell; or script = "scripts/setup.sh", a file of this project.
+# run = "apk add --no-cache git make"
+# "once" or "always".
+# when = "once"
+
 # Forward a host port to a guest port (say a web server); repeat the table for more. SSH needs none:
 # castra picks a free port for it (the same one each time while it stays free), so projects never collide.
 # [[vms.port_forwards]]

@@ -6,8 +6,9 @@ import { DataError, fsError } from "../errors.js";
 import { writeJsonAtomic } from "../host/files.js";
 
 /**
- * What one VM's metadata server serves and where, written by `up` to `.castra/run/<vm>-metadata.json` (mode
- * 0600: it holds the token secret) before it starts the server. Relative paths resolve against this file's
+ * What one VM's metadata server serves and where, written by `up` to `<vm>-metadata.json` in the project's
+ * private runtime directory (`privateRunDir`: outside the project, so no guest share reaches it) with mode 0600,
+ * as it holds the token secret, before it starts the server. Relative paths resolve against this file's
  * directory.
  */
 export interface ResponderConfig {

@@ -1,4 +1,4 @@
-import type { VmConfig } from "../config/model.js";
+import type { MountConfig, VmConfig } from "../config/model.js";
 import type { LockHolder } from "../host/lock.js";
 import type { NarrowedMode } from "../host/private-files.js";
 import type { ImageEvent } from "../images/events.js";
@@ -51,6 +51,18 @@ export type ProjectEvent =
   | { type: "waiting-ssh"; vm: string; readiness: Readiness; readyPattern?: string }
   /** Ready: booted, and (when castra gave it the key) SSH accepts it, or why that was not checked. */
   | { type: "ready"; vm: string; readiness: Readiness; readyPattern?: string; ssh?: SshReadiness }
+  /** Shares mounted in the guest (or found still mounted), with the time it took. */
+  | { type: "shares-mounted"; vm: string; shares: MountConfig[]; elapsedMs: number }
+  /** A share castra could not mount: why, and the line to run in the guest as root. `up` goes on. */
+  | { type: "share-failed"; vm: string; tag: string; guest: string; reason: string; manual: string }
+  /** Provisioning of one VM: steps to run now, `once` steps already done, `always` steps left for a boot. */
+  | { type: "provisioning"; vm: string; run: number; done: number; bootOnly: number }
+  | { type: "provision-step"; vm: string; index: number; total: number; label: string }
+  /** One line the step printed (stdout or stderr). */
+  | { type: "provision-output"; vm: string; line: string }
+  | { type: "provisioned"; vm: string; ran: number; elapsedMs: number }
+  /** `up --no-wait`: these VMs' mounts and provisioning wait for `castra provision`. */
+  | { type: "setup-deferred"; vms: string[] }
   /** A VM that no longer runs left runtime files, now removed. */
   | { type: "stale-cleared"; vm: string; pid: number; cause: "exited" | "pid-reused" }
   /** `booting`: never reached ready, so ACPI gets a short wait; `force`: no ACPI at all. */

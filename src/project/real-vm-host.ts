@@ -7,10 +7,13 @@ import { type MetadataServerFiles, startMetadataServer, stopMetadataServer } fro
 import { chooseAccelerator } from "../vm/accel.js";
 import { bootHints, inspectBaseImage, resolveBaseImage } from "../vm/base-image.js";
 import { prepareGuestNetwork, settleGuestAccess } from "../vm/guest-access.js";
+import { checkMounts, mountShares, unmountShares } from "../vm/guest-mounts.js";
+import { saveProvisionRecord } from "../vm/guest-records.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
 import { ensureStateDirs, projectPaths, type VmPaths, vmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
+import { checkScripts, planProvisioning, runProvisionStep } from "../vm/provision.js";
 import { waitUntilReady } from "../vm/readiness.js";
 import { removeSuspendRecord, SUSPEND_SNAPSHOT } from "../vm/saved-state.js";
 import { listSnapshots as listVmSnapshots, monitor, offlineSnapshot } from "../vm/snapshots.js";
@@ -31,14 +34,7 @@ export const realVmHost: VmHost = {
   removeRuntimeFiles,
   brokerStatus,
   chooseAccelerator,
-  ensureStateDirs: (project) =>
-    ensureStateDirs(project, [
-      ...project.vms.flatMap((vm) => {
-        const paths = vmPaths(project, vm);
-        return [paths.qmpSocket, paths.metadataSocket];
-      }),
-      ...(project.broker ? [projectPaths(project).brokerSocket] : []),
-    ]),
+  ensureStateDirs,
   bootHints,
   resolveBaseImage,
   preflight,
@@ -84,6 +80,15 @@ export const realVmHost: VmHost = {
     return offlineSnapshot(qemuImg, vm.overlay, offline[action], name, vm.name);
   },
   removeVmFiles,
+  async checkGuestSetup(project, vm) {
+    await checkMounts(project, vm);
+    await checkScripts(project, vm);
+  },
+  mountShares,
+  unmountShares,
+  planProvisioning,
+  runProvisionStep,
+  saveProvisionRecord,
 };
 
 function metadataServerFiles(paths: VmPaths): MetadataServerFiles {

@@ -4,6 +4,7 @@ import { exists } from "../host/files.js";
 import { checkSnapshotName, type Snapshot } from "../vm/snapshots.js";
 import type { VmStatus } from "../vm/state.js";
 import type { ProjectEvent } from "./events.js";
+import { remountShares, withSharesReleased } from "./shares.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface SnapshotOptions {
@@ -56,7 +57,12 @@ export async function changeVmSnapshot(
         hint: `stop it first (\`castra down ${vm.name}\`), then \`castra snapshot restore --vm ${vm.name} ${name}\``,
       });
     }
-    await host.changeSnapshot({ action, vm, name, qemuImg, live });
+    const change = () => host.changeSnapshot({ action, vm, name, qemuImg, live });
+    // A live save or restore goes through QEMU's saved memory, which never holds a mounted share.
+    if (live && action === "save")
+      await withSharesReleased(project, host, { vm, record: live }, options, change, true);
+    else await change();
+    if (live && action === "restore") await remountShares(project, host, { vm, record: live }, options);
     const after =
       action === "delete" ? undefined : (await host.listSnapshots(qemuImg, vm)).find((s) => s.name === name);
     return { live: live !== undefined, snapshot: after };

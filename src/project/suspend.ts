@@ -1,6 +1,8 @@
 import type { Project, VmConfig } from "../config/model.js";
 import { vmPaths } from "../vm/paths.js";
 import type { ProjectEvent } from "./events.js";
+import { underProjectLock } from "./lock.js";
+import { withSharesReleased } from "./shares.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface SuspendOptions {
@@ -21,12 +23,7 @@ export async function suspendProject(
   options: SuspendOptions,
 ): Promise<string[]> {
   const { onEvent } = options;
-  await host.ensureStateDirs(project);
-  const lock = await host.lockProject(project, "castra suspend", {
-    signal: options.signal,
-    onWait: (holder) => onEvent({ type: "lock-wait", holder }),
-  });
-  try {
+  return underProjectLock(project, host, "castra suspend", options, async () => {
     const suspended: string[] = [];
     for (const vm of options.targets ?? project.vms) {
       const status = await host.vmStatus(project, vm);
@@ -39,7 +36,14 @@ export async function suspendProject(
       const begun = Date.now();
       onEvent({ type: "suspending", vm: vm.name, pid: record.pid, memoryBytes: record.memoryBytes });
       const paths = vmPaths(project, vm);
-      const saved = await host.suspendVm({ vm, record, paths, qemuImg, signal: options.signal });
+      const saved = await withSharesReleased(
+        project,
+        host,
+        { vm, record },
+        options,
+        () => host.suspendVm({ vm, record, paths, qemuImg, signal: options.signal }),
+        false,
+      );
       // Its QEMU has ended; `up` starts a new server when it resumes the VM.
       await host.stopMetadataServer(paths);
       onEvent({
@@ -51,7 +55,5 @@ export async function suspendProject(
       suspended.push(vm.name);
     }
     return suspended;
-  } finally {
-    await lock.release();
-  }
+  });
 }

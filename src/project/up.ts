@@ -12,6 +12,7 @@ import { type VmPaths, vmPaths } from "../vm/paths.js";
 import { vmResources } from "../vm/qemu-args.js";
 import type { SuspendRecord } from "../vm/saved-state.js";
 import type { LiveVm, ProjectEvent } from "./events.js";
+import { hasGuestSetup, setUpGuest } from "./guest-setup.js";
 import type { VmHost } from "./vm-host.js";
 
 export interface UpOptions {
@@ -66,11 +67,19 @@ export async function upProject(project: Project, host: VmHost, options: UpOptio
   } finally {
     await lock.release();
   }
-  if (!options.wait) return live;
+  if (!options.wait) {
+    const deferred = started.vms.filter(hasGuestSetup).map((s) => s.vm.name);
+    if (deferred.length > 0) onEvent({ type: "setup-deferred", vms: deferred });
+    return live;
+  }
   try {
     await waitForAll(project, host, live, options);
+    // Inside the guests this up started: a resumed guest is not booted again, so `always` steps wait.
+    for (const vm of started.vms.filter(hasGuestSetup))
+      await setUpGuest(project, host, vm, vm.record.resumedFrom ? "resume" : "boot", options);
   } catch (err) {
-    // A guest that is not ready in time keeps running (the error says how to watch it); Ctrl-C stops ours.
+    // A guest not ready in time, or whose provisioning failed, keeps running (the error says what to do next);
+    // Ctrl-C stops ours.
     if (!signal.aborted) throw err;
     await stopStarted(project, host, started);
     throw interrupted(started);
@@ -136,6 +145,8 @@ async function startMissing(
     env: options.env,
   });
   for (const problem of checked.warnings) onEvent({ type: "check-forced", problem });
+  // Mount directories and provisioning scripts are checked before any download, too.
+  for (const vm of toStart) await host.checkGuestSetup(project, vm);
   const plan = await planVms(project, host, options, toStart);
   const { accesses, warnings } = await host.settleGuestAccess(project, plan);
   for (const message of warnings) onEvent({ type: "guest-access-warning", message });

@@ -5,6 +5,7 @@ import type { Lock, LockHolder } from "../host/lock.js";
 import type { NarrowedMode } from "../host/private-files.js";
 import type { HostTools } from "../host/tools.js";
 import type { MetadataServerHandle } from "../metadata/process.js";
+import type { GuestCommandResult } from "../ssh/guest-command.js";
 import type { AccelDecision } from "../vm/accel.js";
 import type {
   BaseImageLocation,
@@ -13,10 +14,14 @@ import type {
   ResolvedBaseImage,
 } from "../vm/base-image.js";
 import type { GuestAccess, GuestNetworkInput, GuestNetworkPlan, SshEndpoint } from "../vm/guest-access.js";
+import type { ShareOutcome } from "../vm/guest-mounts.js";
+import type { ProvisionRecord } from "../vm/guest-records.js";
+import type { GuestSession } from "../vm/guest-session.js";
 import type { LaunchInput } from "../vm/launch.js";
 import type { OverlayOutcome } from "../vm/overlay.js";
 import type { VmPaths } from "../vm/paths.js";
 import type { PreflightInput, PreflightResult } from "../vm/preflight.js";
+import type { PlannedStep, ProvisionPlan } from "../vm/provision.js";
 import type { Readiness, ReadyOptions } from "../vm/readiness.js";
 import type { SuspendRecord } from "../vm/saved-state.js";
 import type { Snapshot } from "../vm/snapshots.js";
@@ -98,6 +103,21 @@ export interface VmHost {
   changeSnapshot(request: SnapshotRequest): Promise<void>;
   /** Deletes what belongs to one VM alone (overlay, saved state, records, host key); returns the paths removed. */
   removeVmFiles(project: Project, vm: VmConfig): Promise<string[]>;
+  /** Before anything starts: each mount's host directory and each provisioning script is there (65, 66). */
+  checkGuestSetup(project: Project, vm: VmConfig): Promise<void>;
+  /** Mounts the VM's shares in its running guest over SSH; one outcome per share, never a throw for the guest. */
+  mountShares(session: GuestSession): Promise<ShareOutcome[]>;
+  /** Unmounts them (QEMU cannot save the memory of a guest with a share mounted). */
+  unmountShares(session: GuestSession): Promise<ShareOutcome[]>;
+  /** The VM's provisioning steps with their digests, and what already ran in its overlay. */
+  planProvisioning(project: Project, vm: VmConfig): Promise<ProvisionPlan>;
+  /** Runs one step in the guest as root, logging its output to `logs/<vm>-provision.log`. */
+  runProvisionStep(
+    session: GuestSession,
+    step: PlannedStep,
+    onLine: (line: string) => void,
+  ): Promise<GuestCommandResult>;
+  saveProvisionRecord(project: Project, vm: VmConfig, record: ProvisionRecord): Promise<void>;
 }
 
 export interface SnapshotRequest {

@@ -23,6 +23,23 @@ const target: SshTarget = {
   port: 42022,
 };
 
+test("a shared connection is castra's own: a private socket, kept 15 s after its last use", () => {
+  const args = buildSshArgs({ ...target, controlPath: "/tmp/castra-0/ab12/web.ssh", command: ["true"] });
+  const at = args.indexOf("ControlMaster=auto");
+  assert.deepEqual(args.slice(at - 1, at + 5), [
+    "-o",
+    "ControlMaster=auto",
+    "-o",
+    'ControlPath="/tmp/castra-0/ab12/web.ssh"',
+    "-o",
+    "ControlPersist=15",
+  ]);
+  assert.ok(
+    !buildSshArgs(target).some((a) => a.startsWith("Control")),
+    "castra ssh opens its own connection",
+  );
+});
+
 test("the argv logs in with the project key and known_hosts, at 127.0.0.1, command after the destination", () => {
   assert.deepEqual(buildSshArgs({ ...target, command: ["echo", "hello"] }, [], {}), [
     "-F",

@@ -14,10 +14,17 @@ export interface SshTarget {
   host?: string;
   /** Run this instead of a login shell; ssh joins the words with spaces for the guest's shell, as usual. */
   command?: readonly string[];
+  /**
+   * Share one connection through this socket, kept a few seconds after its last use: `up` logs in to see that
+   * SSH works, then mounts and provisions, and each new login costs the guest a key exchange.
+   */
+  controlPath?: string;
 }
 
 /** An ssh_config file for `castra ssh` to read (e.g. ~/.ssh/config); unset, it reads none (`-F none`). */
 export const SSH_CONFIG_ENV = "CASTRA_SSH_CONFIG";
+/** How long a shared connection outlives its last use: enough for `up` to go from ready to its guest's setup. */
+export const SHARED_CONNECTION_SECONDS = 15;
 
 /**
  * The ssh_config options that log into a guest with the project key only, and hand it neither the user's
@@ -60,6 +67,12 @@ export function buildSshArgs(
     env[SSH_CONFIG_ENV] || "none",
     ...userOptions.flatMap((option) => ["-o", option]),
     ...clientOptions(target).flatMap(([key, value]) => ["-o", `${key}=${value}`]),
+    ...(target.controlPath
+      ? [
+          ...["-o", "ControlMaster=auto", "-o", `ControlPath=${sshConfigValue(target.controlPath)}`],
+          ...["-o", `ControlPersist=${SHARED_CONNECTION_SECONDS}`],
+        ]
+      : []),
     "-p",
     String(target.port),
     "--",

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DataError } from "../errors.js";
 import { openPrivate, refuseLink } from "../host/private-files.js";
+import { pasteable } from "../host/shell-words.js";
 
 /** The project's own known_hosts: guests' host keys never mix with the user's ~/.ssh/known_hosts. */
 export function knownHostsPath(stateDir: string): string {
@@ -33,11 +34,6 @@ export function hostKeyMismatchError(
       "recreated; otherwise something else may be answering on the VM's SSH port.",
     hint: `if the VM was recreated, forget the old key: ssh-keygen -R ${where.alias} -f ${pasteable(where.knownHostsPath)}`,
   });
-}
-
-/** A path a user can paste into a shell: quoted only when it needs to be. */
-function pasteable(path: string): string {
-  return /^[A-Za-z0-9_./:@+=-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Drops every line recorded for `alias` (a recreated VM has a new host key); true when one was there. */

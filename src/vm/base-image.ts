@@ -107,6 +107,8 @@ export interface ImageInfo {
   /** The backing file as recorded in the image, resolved to an absolute path by qemu-img. */
   backingFile?: string;
   backingFormat?: string;
+  /** A qcow2's external data file: where its guest data really is. */
+  dataFile?: string;
 }
 
 /** What `qemu-img info` says about an image; an unreadable image is invalid data (exit 65). */
@@ -125,10 +127,14 @@ export async function readImageInfo(qemuImg: string, path: string): Promise<Imag
   }
   const info = JSON.parse(stdout) as Record<string, unknown>;
   const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : undefined);
+  const specific = (info["format-specific"] as { data?: Record<string, unknown> } | undefined)?.data;
+  const dataFile =
+    typeof specific?.["data-file"] === "string" ? (specific["data-file"] as string) : undefined;
   return {
     format: text("format") ?? "raw",
     backingFile: text("full-backing-filename") ?? text("backing-filename"),
     backingFormat: text("backing-filename-format"),
+    ...(dataFile ? { dataFile } : {}),
   };
 }
 

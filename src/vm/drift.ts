@@ -1,5 +1,6 @@
 import type { PortForward, VmConfig } from "../config/model.js";
 import { formatBytes } from "../host/bytes.js";
+import { shareArgs } from "./qemu-args.js";
 import type { VmRunRecord } from "./state.js";
 
 /** "tcp 127.0.0.1:8080→80", as people read a forward. */
@@ -23,5 +24,19 @@ export function pendingChanges(vm: VmConfig, record: VmRunRecord): string[] {
     for (const f of wanted) if (!running.has(f)) changes.push(`forward ${f} added`);
     for (const f of running) if (!wanted.has(f)) changes.push(`forward ${f} removed`);
   }
+  // Mounts are devices of the machine: the -fsdev arguments QEMU runs with say which it has.
+  const running = new Set(shareDevices(record.argv));
+  const wanted = new Set(shareDevices(shareArgs(vm)));
+  for (const m of wanted) if (!running.has(m)) changes.push(`mount ${m} added`);
+  for (const m of running) if (!wanted.has(m)) changes.push(`mount ${m} removed`);
   return changes;
+}
+
+/** "/home/me/proj (read-only)" for each -fsdev of an argv. */
+function shareDevices(argv: readonly string[]): string[] {
+  return argv.flatMap((arg, i) => {
+    if (argv[i - 1] !== "-fsdev") return [];
+    const path = /,path=((?:[^,]|,,)*)/.exec(arg)?.[1]?.replaceAll(",,", ",") ?? "?";
+    return [`${path} (${arg.includes(",readonly=on") ? "read-only" : "writable"})`];
+  });
 }

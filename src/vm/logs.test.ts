@@ -17,12 +17,12 @@ const project: Project = projectAt(dir, {
   broker: { port: 7070 },
 });
 
-test("sources: the broker when configured, then each VM's QEMU, serial and metadata logs (no image manager for BYO)", () => {
+test("sources: the broker when configured, then each VM's QEMU, serial, metadata and provisioning logs (no image manager for BYO)", () => {
   assert.deepEqual(
     logSources(project).map((s) => s.label),
-    ["host-broker", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata"],
+    ["host-broker", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata", "vm:devbox:provision"],
   );
-  assert.equal(logSources(project).at(-1)?.path, join(dir, ".castra", "logs", "devbox-metadata.log"));
+  assert.equal(logSources(project).at(-1)?.path, join(dir, ".castra", "logs", "devbox-provision.log"));
 });
 
 test("tails are merged by time: own timestamps, inherited timestamps, else the file's mtime", async () => {

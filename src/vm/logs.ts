@@ -5,7 +5,7 @@ import { projectPaths, vmPaths } from "./paths.js";
 
 /** One log file and the prefix its lines carry in `castra logs`. */
 export interface LogSource {
-  /** "host-broker", "image-manager", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata". */
+  /** "host-broker", "image-manager", "vm:devbox:qemu", "vm:devbox:serial", "vm:devbox:metadata", "vm:devbox:provision". */
   label: string;
   path: string;
 }
@@ -18,7 +18,7 @@ export interface LogLine {
 
 /**
  * Broker and image-manager logs when the project can have them, then each VM's QEMU, serial and metadata
- * logs (one line per guest request to 169.254.169.254).
+ * logs (one line per guest request to 169.254.169.254) and its provisioning output.
  */
 export function logSources(project: Project, vms: readonly VmConfig[] = project.vms): LogSource[] {
   const paths = projectPaths(project);
@@ -35,6 +35,7 @@ export function logSources(project: Project, vms: readonly VmConfig[] = project.
       { label: `vm:${vm.name}:qemu`, path: p.qemuLog },
       { label: `vm:${vm.name}:serial`, path: p.serialLog },
       { label: `vm:${vm.name}:metadata`, path: p.metadataLog },
+      { label: `vm:${vm.name}:provision`, path: p.provisionLog },
     );
   }
   return sources;

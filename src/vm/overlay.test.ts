@@ -58,3 +58,21 @@ test("a file that is not a disk image cannot be inspected: exit 65", { skip }, a
   assert.ok(err instanceof CastraError);
   assert.equal(err.exitCode, ExitCode.dataErr);
 });
+
+test("an overlay whose header names an external data file is refused (65) and left untouched", {
+  skip,
+}, async () => {
+  const base = await inspectBaseImage(qemuImg as string, { path: image("data-base.qcow2", "qcow2") });
+  const overlay = join(dir, "data-overlay.qcow2");
+  const outside = join(dir, "elsewhere.raw");
+  execFileSync(qemuImg as string, [
+    ...["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base.path],
+    ...["-o", `data_file=${outside.replaceAll(",", ",,")}`, overlay],
+  ]);
+  const bytes = await readFile(overlay);
+  const err = await ensureOverlay(qemuImg as string, overlay, base, "devbox").catch((e: unknown) => e);
+  assert.ok(err instanceof CastraError);
+  assert.equal(err.exitCode, ExitCode.dataErr);
+  assert.equal(err.headline, `The overlay of vm devbox keeps its data in another file: ${outside}`);
+  assert.deepEqual(await readFile(overlay), bytes);
+});

@@ -25,6 +25,15 @@ export async function ensureOverlay(
   if (await exists(overlay)) {
     const info = await readImageInfo(qemuImg, overlay);
     const backing = info.backingFile ? resolve(dirname(overlay), info.backingFile) : undefined;
+    // castra never makes one: a data file would let whoever wrote the header hand any host file to the guest.
+    if (info.dataFile) {
+      throw new DataError(`The overlay of vm ${vmName} keeps its data in another file: ${info.dataFile}`, {
+        detail:
+          `${overlay} names an external data file, which castra never creates. Something other than castra ` +
+          "changed it (a guest with a writable mount of the project can); QEMU would read that file as the disk.",
+        hint: `move the overlay away (mv ${overlay} ${overlay}.old) to start fresh, after checking ${info.dataFile}`,
+      });
+    }
     if (backing === basePath) {
       await checkBaseIdentity(overlay, basePath, vmName);
       return "reused";

@@ -27,6 +27,12 @@ export interface VmPaths {
   provisionRecord: string;
   /** The automatic SSH port castra last chose for this VM (kept while it stays free). */
   sshPort: string;
+  /** Every provisioning step's output, with timestamps. */
+  provisionLog: string;
+  /** Which shares `up` mounted in the guest of the QEMU that runs now. */
+  mountsRecord: string;
+  /** The socket of castra's own shared SSH connection to the guest (private, like the metadata settings). */
+  sshControl: string;
 }
 
 export interface ProjectPaths {
@@ -35,7 +41,7 @@ export interface ProjectPaths {
   logsDir: string;
   lockFile: string;
   brokerPidFile: string;
-  /** Where the broker listens: a unix socket only the user can reach (guests get there through QEMU). */
+  /** Where the broker listens: a private unix socket outside the project (guests get there through QEMU). */
   brokerSocket: string;
   /** Written by the broker itself: which VMs said hello, and when. */
   brokerStateFile: string;
@@ -55,7 +61,12 @@ export function projectPaths(project: Pick<Project, "stateDir">, env = process.e
     logsDir,
     lockFile: join(runDir, "project.lock"),
     brokerPidFile: join(runDir, "broker.pid"),
-    brokerSocket: socketPath(join(runDir, "broker.sock"), `${project.stateDir}\0`, "broker.sock", env),
+    brokerSocket: socketPath(
+      join(privateRunDir(project, env), "broker.sock"),
+      `${project.stateDir}\0`,
+      "broker.sock",
+      env,
+    ),
     brokerStateFile: join(runDir, "broker-state.json"),
     brokerLog: join(logsDir, "broker.log"),
     imageManagerLog: join(logsDir, "image-manager.log"),
@@ -74,9 +85,9 @@ export function vmPaths(
     qmpSocket: socketPath(join(runDir, `${vm.name}.qmp`), `${project.stateDir}\0${vm.name}`, "qmp", env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
-    metadataConfig: join(runDir, `${vm.name}-metadata.json`),
+    metadataConfig: join(privateRunDir(project, env), `${vm.name}-metadata.json`),
     metadataSocket: socketPath(
-      join(runDir, `${vm.name}-metadata.sock`),
+      join(privateRunDir(project, env), `${vm.name}-metadata.sock`),
       `${project.stateDir}\0${vm.name}`,
       "metadata.sock",
       env,
@@ -85,10 +96,18 @@ export function vmPaths(
     metadataLog: join(logsDir, `${vm.name}-metadata.log`),
     provisionRecord: join(project.stateDir, "provision", `${vm.name}.json`),
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
+    provisionLog: join(logsDir, `${vm.name}-provision.log`),
+    mountsRecord: mountsRecordPath(project, vm),
+    sshControl: join(privateRunDir(project, env), `${vm.name}.ssh`),
   };
 }
 
-/** A socket in run/, or a short per-user path (named by a hash of `key`) when the project path is too long. */
+/** `run/<vm>-mounts.json`; without the rest of `vmPaths`, which looks at the environment for the QMP socket. */
+export function mountsRecordPath(project: Pick<Project, "stateDir">, vm: Pick<VmConfig, "name">): string {
+  return join(projectPaths(project).runDir, `${vm.name}-mounts.json`);
+}
+
+/** `preferred`, or a short per-user path (named by a hash of `key`) when it is too long for a unix socket. */
 function socketPath(preferred: string, key: string, suffix: string, env: NodeJS.ProcessEnv): string {
   if (Buffer.byteLength(preferred) <= UNIX_SOCKET_MAX_BYTES) return preferred;
   return join(shortRuntimeDir(env), `${shortHash(key)}.${suffix}`);
@@ -102,19 +121,29 @@ export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * Creates `.castra/`, `run/` and `logs/` (0700, never through a link), plus the short socket directory when
- * a socket needs it, and narrows anything below `.castra/` that others could read to owner-only. Returns what
- * it narrowed, for a notice.
+ * The project's runtime files that a guest must never reach, outside the project (a guest with a writable
+ * mount of the project can change anything under `.castra/`): `<short runtime dir>/<hash of .castra>/`. The
+ * sockets QEMU relays guest connections to live here, so no guest can point its relay at another socket.
  */
-export async function ensureStateDirs(
+export function privateRunDir(
   project: Pick<Project, "stateDir">,
-  sockets: string[] = [],
-): Promise<NarrowedMode[]> {
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  return join(shortRuntimeDir(env), shortHash(project.stateDir));
+}
+
+/**
+ * Creates `.castra/`, `run/` and `logs/` and the project's private runtime directory (0700, never through a
+ * link), and narrows anything below `.castra/` that others could read to owner-only. Returns what it
+ * narrowed, for a notice.
+ */
+export async function ensureStateDirs(project: Pick<Project, "stateDir">): Promise<NarrowedMode[]> {
   const { stateDir, runDir, logsDir } = projectPaths(project);
   for (const dir of [runDir, logsDir]) await ensurePrivateDir(stateDir, dir);
   const narrowed = await narrowModes(stateDir);
   const shortDir = shortRuntimeDir();
-  if (sockets.some((s) => s.startsWith(`${shortDir}/`))) await ensureOwnedPrivateDir(shortDir);
+  await ensureOwnedPrivateDir(shortDir);
+  await ensurePrivateDir(shortDir, privateRunDir(project));
   return narrowed;
 }
 
@@ -129,11 +158,11 @@ async function ensureOwnedPrivateDir(dir: string): Promise<void> {
   try {
     await ensureDir(dir, 0o700);
   } catch (err) {
-    throw fsError(err, "create the directory for sockets", dir);
+    throw fsError(err, "create the private runtime directory", dir);
   }
   if (!isOwnedPrivateDir(await lstat(dir))) {
-    throw new CannotCreateError(`Cannot use ${dir} for castra's sockets`, {
-      detail: `${dir} must be a directory owned by you with mode 0700 (the project path is too long for a socket in .castra/run/).`,
+    throw new CannotCreateError(`Cannot use ${dir} for castra's private runtime files`, {
+      detail: `${dir} must be a directory owned by you with mode 0700 (it holds the sockets of the metadata service and the broker, their settings, and QMP sockets when a project path is too long for one).`,
       hint: `remove it (rm -r ${dir}) or set XDG_RUNTIME_DIR to a private directory, then run the command again`,
     });
   }

@@ -241,3 +241,28 @@ test("the identity is the name and the serial log's descriptor label, both as th
   assert.ok(!qemuIdentities("demo", "web", paths).some((other) => carriesAll(args, other)));
   assert.ok(!carriesAll(["sleep", "600"], identity ?? []));
 });
+
+test("each mount is a 9p device after the disk: read-only exports as they are, writable ones mapped", () => {
+  const mounts = [
+    { host: "/home/me/my project,1", guest: "/project", writable: false },
+    { host: "/data", guest: "/srv/data", writable: true },
+  ];
+  const args = buildQemuArgs(vm({ mounts }), byo, paths, { accel: "tcg", projectName: "demo", network });
+  const drive = args.indexOf("-drive");
+  assert.deepEqual(args.slice(drive + 2, drive + 10), [
+    "-fsdev",
+    "local,id=share0,path=/home/me/my project,,1,security_model=none,readonly=on",
+    "-device",
+    "virtio-9p-pci,fsdev=share0,mount_tag=castra0",
+    "-fsdev",
+    "local,id=share1,path=/data,security_model=mapped-xattr,fmode=0644,dmode=0755",
+    "-device",
+    "virtio-9p-pci,fsdev=share1,mount_tag=castra1",
+  ]);
+  assert.equal(args[drive + 10], "-netdev");
+  assert.ok(
+    !buildQemuArgs(vm({ mounts: [] }), byo, paths, { accel: "tcg", projectName: "d", network }).includes(
+      "-fsdev",
+    ),
+  );
+});

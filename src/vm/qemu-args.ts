@@ -3,6 +3,7 @@ import type { Accelerator } from "./accel.js";
 import type { ResolvedBaseImage } from "./base-image.js";
 import type { GuestNetworkPlan } from "./guest-access.js";
 import type { VmPaths } from "./paths.js";
+import { shareFsdevOptions, shareTag } from "./shares.js";
 
 const MIB = 1024 * 1024;
 export const DEFAULT_MACHINE = "q35";
@@ -38,6 +39,16 @@ export function escapeOptionValue(value: string): string {
 /** "tcp:127.0.0.1:2222-:22": a user-mode network forward from a host address and port to the guest. */
 export function hostForwardRule(forward: PortForward): string {
   return `hostfwd=${forward.protocol}:${forward.hostAddress}:${forward.host}-:${forward.guest}`;
+}
+
+/** One virtio-9p device per mount (see `vm/shares.ts`); the guest mounts them once it is ready. */
+export function shareArgs(vm: Pick<VmConfig, "mounts">): string[] {
+  return (vm.mounts ?? []).flatMap((mount, i) => [
+    "-fsdev",
+    `local,id=share${i},path=${escapeOptionValue(mount.host)},${shareFsdevOptions(mount)}`,
+    "-device",
+    `virtio-9p-pci,fsdev=share${i},mount_tag=${shareTag(i)}`,
+  ]);
 }
 
 /**
@@ -127,6 +138,7 @@ export function buildQemuArgs(
     ...addFd(QEMU_FDS.overlayReadOnly, FD_SET.overlay, vm.overlay),
     "-drive",
     `file=/dev/fdset/${FD_SET.overlay},format=qcow2,if=${disk}`,
+    ...shareArgs(vm),
     // -kernel, -initrd and -append take their value verbatim: no comma escaping.
     ...(boot.kernel ? ["-kernel", boot.kernel] : []),
     ...(boot.initrd ? ["-initrd", boot.initrd] : []),

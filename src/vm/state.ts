@@ -73,7 +73,13 @@ export async function readRunRecord(pidFile: string): Promise<VmRunRecord | unde
  * never one a record names.
  */
 export async function removeRuntimeFiles(paths: VmPaths, _record?: VmRunRecord): Promise<void> {
-  const files = [paths.pidFile, paths.stoppingMarker, paths.qmpSocket, paths.metadataConfig];
+  const files = [
+    paths.pidFile,
+    paths.stoppingMarker,
+    paths.qmpSocket,
+    paths.metadataConfig,
+    paths.mountsRecord,
+  ];
   await Promise.all(files.map((f) => rm(f, { force: true })));
 }
 

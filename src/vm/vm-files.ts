@@ -21,6 +21,7 @@ export async function removeVmFiles(project: Project, vm: VmConfig): Promise<str
     paths.stoppingMarker,
     paths.qmpSocket,
     paths.metadataConfig,
+    paths.mountsRecord,
     paths.provisionRecord,
     paths.sshPort,
   ];

@@ -1,12 +1,23 @@
 import type { BrokerRecord, BrokerStatus } from "../../src/broker/state.js";
 import type { Project, VmConfig } from "../../src/config/model.js";
 import type { CastraError } from "../../src/errors.js";
-import { InterruptedError, LaunchError } from "../../src/errors.js";
+import { InputMissingError, InterruptedError, LaunchError } from "../../src/errors.js";
 import type { LockHolder } from "../../src/host/lock.js";
 import type { ImageEvent } from "../../src/images/events.js";
 import type { SnapshotRequest, VmHost } from "../../src/project/vm-host.js";
+import type { ShareOutcome } from "../../src/vm/guest-mounts.js";
+import {
+  overlayIdentity,
+  type ProvisionRecord,
+  readProvisionRecord,
+  saveProvisionRecord,
+} from "../../src/vm/guest-records.js";
+import type { GuestSession } from "../../src/vm/guest-session.js";
 import { vmPaths } from "../../src/vm/paths.js";
+import type { PlannedStep } from "../../src/vm/provision.js";
+import { stepLabel } from "../../src/vm/provision.js";
 import type { SuspendRecord } from "../../src/vm/saved-state.js";
+import { manualMountLine, shareTag } from "../../src/vm/shares.js";
 import type { Snapshot } from "../../src/vm/snapshots.js";
 import type { VmRunRecord, VmState, VmStatus } from "../../src/vm/state.js";
 import type { StopOptions, StoppedBy } from "../../src/vm/stop.js";
@@ -41,6 +52,16 @@ export interface FakeVmHostOptions {
   noSsh?: string[];
   /** Guests ignore the ACPI power button: `stopVm` waits its whole timeout (or until Ctrl-C), then SIGTERM. */
   ignoreAcpi?: boolean;
+  /** Mounting fails in these VMs' guests, for this reason (no 9p, no login...). */
+  mountFails?: Record<string, string>;
+  /** Unmounting fails in these VMs' guests (a share in use). */
+  unmountFails?: Record<string, string>;
+  /** A provisioning step whose label contains the key exits with this status (after printing "boom"). */
+  failingSteps?: Record<string, number>;
+  /** A provisioning step whose label contains this waits until Ctrl-C. */
+  hangingStep?: string;
+  /** A mount host or script path containing this is missing (exit 66 at `up`). */
+  missingPath?: string;
 }
 
 let nextPid = 900_000;
@@ -57,7 +78,6 @@ export class FakeVmHost implements VmHost {
   /** VMs whose metadata server runs. */
   readonly metadataServers = new Set<string>();
   broker?: BrokerRecord;
-
   constructor(private readonly options: FakeVmHostOptions = {}) {}
 
   /** Puts `vm` in `state` as if an earlier castra had started it (a live VM with its metadata server). */
@@ -220,6 +240,7 @@ export class FakeVmHost implements VmHost {
     if (this.options.failLaunch?.includes(name))
       throw new LaunchError(`vm ${name} failed to start: QEMU exited with status 1 while starting`);
     const record = this.record(input.project, name);
+    if (input.resume) record.resumedFrom = input.resume.savedAt;
     this.vms.set(name, { state: "starting", record });
     return record;
   }
@@ -335,6 +356,81 @@ export class FakeVmHost implements VmHost {
     this.actions.push(`remove ${vm.name}`);
     this.snapshots.delete(vm.name);
     return [vm.overlay, `${project.stateDir}/ssh/known_hosts (its host key)`];
+  }
+
+  async checkGuestSetup(_project: Project, vm: VmConfig) {
+    const missing = this.options.missingPath;
+    const paths = [
+      ...(vm.mounts ?? []).map((m) => m.host),
+      ...(vm.provision ?? []).flatMap((p) => (p.kind === "script" ? [p.path] : [])),
+    ];
+    const gone = missing === undefined ? undefined : paths.find((p) => p.includes(missing));
+    if (gone) throw new InputMissingError(`mount of vm ${vm.name}: ${gone} does not exist`);
+  }
+
+  async mountShares(session: GuestSession): Promise<ShareOutcome[]> {
+    this.actions.push(`mount ${session.vm.name}`);
+    return this.shares(session, this.options.mountFails?.[session.vm.name]);
+  }
+
+  async unmountShares(session: GuestSession): Promise<ShareOutcome[]> {
+    this.actions.push(`unmount ${session.vm.name}`);
+    return this.shares(session, this.options.unmountFails?.[session.vm.name]);
+  }
+
+  private shares(session: GuestSession, reason: string | undefined): ShareOutcome[] {
+    return (session.vm.mounts ?? []).map((mount, index) => {
+      const tag = shareTag(index);
+      return reason === undefined
+        ? { index, tag, guest: mount.guest, state: "mounted" as const }
+        : {
+            index,
+            tag,
+            guest: mount.guest,
+            state: "failed" as const,
+            reason,
+            manual: manualMountLine(index, mount),
+          };
+    });
+  }
+
+  async planProvisioning(project: Project, vm: VmConfig) {
+    const steps: PlannedStep[] = (vm.provision ?? []).map((step, index) => {
+      const text = step.kind === "run" ? step.command : step.path;
+      return {
+        index,
+        step,
+        digest: `${step.kind}:${text}`,
+        label: stepLabel(project, step),
+        input: Buffer.from(text),
+      };
+    });
+    // Records are real files in the test's project (status reads them): only the guest is pretend.
+    const record = (await readProvisionRecord(project, vm)) ?? {
+      overlay: await overlayIdentity(vm.overlay),
+      done: {},
+    };
+    return { steps, record };
+  }
+
+  async runProvisionStep(session: GuestSession, step: PlannedStep, onLine: (line: string) => void) {
+    this.actions.push(`step ${session.vm.name} ${step.label}`);
+    if (this.options.hangingStep && step.label.includes(this.options.hangingStep)) {
+      await untilAborted(session.signal).catch(() => undefined);
+      return { code: 143, tail: [] };
+    }
+    const failing = Object.entries(this.options.failingSteps ?? {}).find(([key]) => step.label.includes(key));
+    if (failing) {
+      onLine("boom");
+      return { code: failing[1], tail: ["boom"] };
+    }
+    onLine(`ran ${step.label}`);
+    return { code: 0, tail: [`ran ${step.label}`] };
+  }
+
+  async saveProvisionRecord(project: Project, vm: VmConfig, record: ProvisionRecord) {
+    this.actions.push(`record ${vm.name}`);
+    await saveProvisionRecord(project, vm, record);
   }
 }
 

@@ -27,12 +27,14 @@ test("init writes a starter castra.toml that parses with zero warnings, and a pr
   assert.deepEqual(project.warnings, []);
   assert.equal(project.name, basename(dir));
   assert.deepEqual(
-    project.vms.map((vm) => [vm.name, vm.source, vm.overlay, vm.portForwards]),
+    project.vms.map((vm) => [vm.name, vm.source, vm.overlay, vm.portForwards, vm.mounts, vm.provision]),
     [
       [
         "alpine",
         { kind: "managed", name: "alpine-minimal", version: "v1", useProfile: true },
         join(dir, ".castra", "alpine-overlay.qcow2"),
+        [],
+        [{ host: dir, guest: "/project", writable: false }],
         [],
       ],
     ],
@@ -57,6 +59,8 @@ test("the starter file explains the bring-your-own image, cpus, memory and the b
     '# memory = "1024 MiB"',
     "# [broker]",
     "# port = 7070",
+    "[[vms.mounts]]",
+    '# run = "apk add --no-cache git make"',
   ]) {
     assert.ok(text.includes(line), `missing ${line}`);
   }

@@ -150,6 +150,12 @@ export const list = command({
   options: { json: flag("--json", "print a JSON document instead of the table") },
 });
 export type ListOptions = OptionsOf<typeof list>;
+export const provision = command({
+  name: "provision",
+  description: "on running VMs, mount what is not mounted and run every provisioning step again",
+  args: { vms: operands("[vms...]", "the VMs to act on (default: every running VM of the project)") },
+});
+export type ProvisionOptions = OptionsOf<typeof provision>;
 
 export const suspend = command({
   name: "suspend",
@@ -328,6 +334,7 @@ export const COMMANDS = {
   logs,
   ssh,
   sshConfig,
+  provision,
   suspend,
   destroy,
   snapshot,

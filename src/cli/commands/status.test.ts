@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -123,5 +123,51 @@ test("below a zero-config project that ran, status and down act on it, not on a 
     assert.ok(host.actions.includes("stop alpine"));
   } finally {
     await zero.remove();
+  }
+});
+
+test("status lists each mount and whether up mounted it in the guest that runs now", async () => {
+  const project = await realpath(await mkdtemp(join(tmpdir(), "castra-status-mounts-")));
+  const vm = await fakeRunningVm(project, "web");
+  try {
+    await writeFile(
+      join(project, "castra.toml"),
+      '[[vms]]\nname = "web"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n[[vms.mounts]]\nhost = "/srv"\nguest = "/data"\nwritable = true\n' +
+        '[[vms]]\nname = "db"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n',
+    );
+    const { startedAt } = JSON.parse(await readFile(join(project, ".castra", "run", "web.pid"), "utf8"));
+    const shares = [
+      { tag: "castra0", guest: "/project", mounted: true },
+      { tag: "castra1", guest: "/data", mounted: false, reason: "No such device" },
+    ];
+    await writeFile(
+      join(project, ".castra", "run", "web-mounts.json"),
+      JSON.stringify({ startedAt, shares }),
+    );
+    const io = captureIO({ cwd: project });
+    await runStatus({}, { io, global: { skipDiscovery: true }, signal: new AbortController().signal });
+    assert.match(io.stdout(), /^VM\s+MOUNT\s+HOST\s+MODE\s+MOUNTED$/m);
+    assert.match(io.stdout(), /^web\s+\/project\s+\.\s+read-only\s+yes$/m);
+    assert.match(io.stdout(), /^web\s+\/data\s+\/srv\s+writable\s+no$/m);
+    assert.match(io.stdout(), /^db\s+\/project\s+\.\s+read-only\s+-$/m);
+    const json = captureIO({ cwd: project });
+    await runStatus(
+      { json: true },
+      { io: json, global: { skipDiscovery: true }, signal: new AbortController().signal },
+    );
+    const [web, db] = JSON.parse(json.stdout()).vms as VmStatusJson[];
+    assert.deepEqual(web?.mounts[1], {
+      host: "/srv",
+      guest: "/data",
+      writable: true,
+      tag: "castra1",
+      mounted: false,
+      reason: "No such device",
+    });
+    assert.equal(db?.mounts[0]?.mounted, null, "a VM that does not run has nothing mounted to report");
+    assert.deepEqual(web?.provision, { steps: 0, last_run: null });
+  } finally {
+    vm.kill("SIGKILL");
+    await rm(project, { recursive: true, force: true });
   }
 });

@@ -6,6 +6,8 @@ import { formatBytes } from "../../host/bytes.js";
 import type { QemuProfile } from "../../images/catalog-schema.js";
 import { pendingChanges } from "../../vm/drift.js";
 import { brokerAddressShown } from "../../vm/guest-addresses.js";
+import { readMountsRecord, readProvisionRecord } from "../../vm/guest-records.js";
+import { shareTag } from "../../vm/shares.js";
 import type { VmState, VmStatus } from "../../vm/state.js";
 import type { CommandContext } from "../context.js";
 import type { IO } from "../io.js";
@@ -37,6 +39,23 @@ export interface VmStatusJson {
   pending_changes?: string[];
   /** For a suspended VM: when its state was saved and how large it is; `castra up` resumes it. */
   suspended?: { saved_at: string; state_bytes: number };
+  /** Its mounts; `mounted` says whether `up` mounted each in the guest that runs now (null: not running). */
+  mounts: {
+    host: string;
+    guest: string;
+    writable: boolean;
+    tag: string;
+    mounted: boolean | null;
+    reason?: string;
+  }[];
+  /** Its provisioning steps and the latest run in its overlay (null before any). */
+  provision: { steps: number; last_run: ProvisionRunJson | null };
+}
+
+interface ProvisionRunJson {
+  at: string;
+  ok: boolean;
+  failed_step?: { number: number; label: string; exit_status: number };
 }
 
 /** `castra status`: a table (or JSON) of every VM; exit 1 when any VM is in state `error`. */
@@ -48,7 +67,12 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   const statuses = await Promise.all(targets.map((vm) => reader.vmStatus(project, vm)));
   const broker = project.broker ? await reader.brokerStatus(project.stateDir) : undefined;
   const hints = await profileHints(statuses, io.env);
-  const vms = statuses.map((s) => toJson(s, broker, hints.get(s.vm.name)));
+  const vms: VmStatusJson[] = await Promise.all(
+    statuses.map(async (s) => ({
+      ...toJson(s, broker, hints.get(s.vm.name)),
+      ...(await guestState(project, s)),
+    })),
+  );
   const anyError = statuses.some((s) => s.state === "error");
   if (opts.json) {
     const brokerJson = project.broker
@@ -69,12 +93,14 @@ export async function runStatus(opts: StatusOptions, ctx: CommandContext): Promi
   } else {
     io.print(projectLine(project, io));
     printTable(io, vms);
+    printMounts(io, vms);
     if (project.broker) {
       const state = broker?.state === "running" ? `running (pid ${broker.record?.pid})` : "not running";
       io.print(`Host broker (guests: ${brokerAddressShown(project.broker.port)}): ${state}`);
     }
     for (const s of statuses) if (s.state === "error") explainError(io, s);
     for (const vm of vms) if (vm.pending_changes?.length) explainPending(io, vm.name, vm.pending_changes);
+    for (const vm of vms) explainProvisioning(io, vm, project.vms.length > 1);
   }
   return anyError ? ExitCode.vmError : 0;
 }
@@ -103,7 +129,50 @@ async function profileHints(statuses: VmStatus[], env: NodeJS.ProcessEnv): Promi
   return hints;
 }
 
-function toJson(status: VmStatus, broker: BrokerStatus | undefined, hint?: QemuProfile): VmStatusJson {
+/** What castra recorded about the inside of the guest: its shares (while it runs) and its provisioning. */
+async function guestState(
+  project: Project,
+  status: VmStatus,
+): Promise<Pick<VmStatusJson, "mounts" | "provision">> {
+  const { vm, record, state } = status;
+  const live = record && (state === "running" || state === "starting" || state === "shutting_down");
+  const shares = live ? (await readMountsRecord(project, vm, record.startedAt))?.shares : undefined;
+  const mounts = (vm.mounts ?? []).map((m, i) => {
+    const share = shares?.find((s) => s.tag === shareTag(i));
+    return {
+      host: m.host,
+      guest: m.guest,
+      writable: m.writable,
+      tag: shareTag(i),
+      mounted: live ? (share?.mounted ?? false) : null,
+      ...(share?.reason ? { reason: share.reason } : {}),
+    };
+  });
+  const steps = (vm.provision ?? []).length;
+  const last = steps > 0 ? (await readProvisionRecord(project, vm))?.last : undefined;
+  const run: ProvisionRunJson | null = last
+    ? {
+        at: last.at,
+        ok: last.ok,
+        ...(last.failed
+          ? {
+              failed_step: {
+                number: last.failed.index + 1,
+                label: last.failed.label,
+                exit_status: last.failed.exitCode,
+              },
+            }
+          : {}),
+      }
+    : null;
+  return { mounts, provision: { steps, last_run: run } };
+}
+
+function toJson(
+  status: VmStatus,
+  broker: BrokerStatus | undefined,
+  hint?: QemuProfile,
+): Omit<VmStatusJson, "mounts" | "provision"> {
   const { vm, record, state } = status;
   const live = state === "running" || state === "starting" || state === "shutting_down";
   const startedAt = live ? record?.startedAt : undefined;
@@ -187,6 +256,35 @@ function explainPending(io: IO, name: string, changes: string[]): void {
   io.warn(`${name} runs without what castra.toml now says: ${changes.join(", ")}`);
   io.info(
     `${io.err.color.cyan("hint:")} they take effect after \`castra down ${name}\` and \`castra up ${name}\``,
+  );
+}
+
+/** A second table, only when some VM has mounts: where each appears and whether it is mounted now. */
+function printMounts(io: IO, vms: VmStatusJson[]): void {
+  const rows = vms.flatMap((vm) =>
+    vm.mounts.map((m) => [
+      vm.name,
+      m.guest,
+      m.host === io.cwd ? "." : displayPath(m.host, io.cwd),
+      m.writable ? "writable" : "read-only",
+      m.mounted === null ? "-" : m.mounted ? "yes" : "no",
+    ]),
+  );
+  if (rows.length === 0) return;
+  io.print("");
+  for (const line of formatTable(["VM", "MOUNT", "HOST", "MODE", "MOUNTED"], rows)) io.print(line);
+}
+
+/** Provisioning that failed stays in view until a later run succeeds. */
+function explainProvisioning(io: IO, vm: VmStatusJson, named: boolean): void {
+  const failed = vm.provision.last_run?.failed_step;
+  if (!failed) return;
+  const target = named ? ` ${vm.name}` : "";
+  io.warn(
+    `${vm.name}: provisioning failed at step ${failed.number} (${failed.label}) with exit status ${failed.exit_status}`,
+  );
+  io.info(
+    `${io.err.color.cyan("hint:")} \`castra logs${target}\` shows its output; \`castra provision${target}\` runs the steps again`,
   );
 }
 

@@ -1,4 +1,5 @@
 import { displayPath } from "../../config/load.js";
+import type { MountConfig } from "../../config/model.js";
 import { formatBytes } from "../../host/bytes.js";
 import type { ImageEvent } from "../../images/events.js";
 import type { ProjectEvent } from "../../project/events.js";
@@ -100,6 +101,36 @@ export function renderProjectEvents(io: IO): ProjectRenderer {
         if (tty) return live?.set(e.vm, `${c.green("✓")} ${line}`);
         return io.success(line);
       }
+      case "shares-mounted":
+        return io.success(
+          `${e.vm}: mounted ${e.shares.map((m) => shareLine(io, m)).join(", ")} (${formatSeconds(e.elapsedMs / 1000)})`,
+        );
+      case "share-failed":
+        io.warn(`${e.vm}: ${e.guest} (mount tag ${e.tag}) is not mounted: ${e.reason}`);
+        return io.info(`  to mount it by hand, run as root in the guest: ${e.manual}`);
+      case "provisioning": {
+        const waiting = [
+          ...(e.done > 0 ? [`${e.done} already done`] : []),
+          ...(e.bootOnly > 0 ? [`${e.bootOnly} run at boot only, and this was a resume`] : []),
+        ].join(", ");
+        if (e.run > 0)
+          return io.info(`Provisioning ${e.vm}: ${plural(e.run, "step")}${waiting ? ` (${waiting})` : ""}`);
+        return io.info(
+          `${e.vm}: no provisioning step to run (${waiting}; \`castra provision\` runs them all)`,
+        );
+      }
+      case "provision-step":
+        return io.info(`${e.vm}: step ${e.index + 1}/${e.total} ${e.label}`);
+      case "provision-output":
+        return io.info(`[${e.vm}] ${e.line}`);
+      case "provisioned":
+        return io.success(
+          `${e.vm} provisioned: ${plural(e.ran, "step")} in ${formatSeconds(e.elapsedMs / 1000)}`,
+        );
+      case "setup-deferred":
+        return io.info(
+          `Not waiting (--no-wait): mounts and provisioning of ${e.vms.join(", ")} wait for \`castra provision\` once ready`,
+        );
       case "stale-cleared":
         return io.info(
           e.cause === "exited"
@@ -134,6 +165,16 @@ function stopPlan(e: Extract<ProjectEvent, { type: "stopping" }>): string {
   if (e.timeoutMs === 0) return "SIGTERM now (--timeout 0)";
   if (e.booting) return `still booting, so ACPI power-down gets only ${e.timeoutMs / 1000} s`;
   return `ACPI power-down, waiting up to ${e.timeoutMs / 1000} s`;
+}
+
+/** "/project ← . (read-only)": where a share appears in the guest, and what it is on the host. */
+function shareLine(io: IO, mount: MountConfig): string {
+  const host = mount.host === io.cwd ? "." : displayPath(mount.host, io.cwd);
+  return `${mount.guest} ← ${host} (${mount.writable ? "writable" : "read-only"})`;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** "2026-11-30 19:55": when a state was saved, in local time. */
