@@ -11,7 +11,7 @@ import { checkMounts, mountShares, unmountShares } from "../vm/guest-mounts.js";
 import { saveProvisionRecord } from "../vm/guest-records.js";
 import { launchVm } from "../vm/launch.js";
 import { ensureOverlay } from "../vm/overlay.js";
-import { ensureStateDirs, projectPaths, type VmPaths, vmPaths } from "../vm/paths.js";
+import { ensureStateDirs, type VmPaths } from "../vm/paths.js";
 import { preflight } from "../vm/preflight.js";
 import { checkScripts, planProvisioning, runProvisionStep } from "../vm/provision.js";
 import { waitUntilReady } from "../vm/readiness.js";

@@ -41,6 +41,7 @@ test("up mounts the project read-only at /project once the guest is ready, then 
   assert.deepEqual(order, [
     "lock castra up",
     "disk web",
+    "metadata start web",
     "launch web",
     "unlock",
     "mount web",
