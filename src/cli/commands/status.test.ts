@@ -128,13 +128,13 @@ test("below a zero-config project that ran, status and down act on it, not on a 
 
 test("status lists each mount and whether up mounted it in the guest that runs now", async () => {
   const project = await realpath(await mkdtemp(join(tmpdir(), "castra-status-mounts-")));
+  await writeFile(
+    join(project, "castra.toml"),
+    '[[vms]]\nname = "web"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n[[vms.mounts]]\nhost = "/srv"\nguest = "/data"\nwritable = true\n' +
+      '[[vms]]\nname = "db"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n',
+  );
   const vm = await fakeRunningVm(project, "web");
   try {
-    await writeFile(
-      join(project, "castra.toml"),
-      '[[vms]]\nname = "web"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n[[vms.mounts]]\nhost = "/srv"\nguest = "/data"\nwritable = true\n' +
-        '[[vms]]\nname = "db"\nbase_image = "b.qcow2"\n[[vms.mounts]]\n',
-    );
     const { startedAt } = JSON.parse(await readFile(join(project, ".castra", "run", "web.pid"), "utf8"));
     const shares = [
       { tag: "castra0", guest: "/project", mounted: true },
