@@ -1,9 +1,8 @@
-import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { findOnPath } from "../host/tools.js";
 import { type GuestCommand, type GuestCommandResult, runGuestCommand } from "../ssh/guest-command.js";
-import { sshDir } from "../ssh/keys.js";
 import { hostKeyAlias, hostKeyMismatchError, knownHostsPath } from "../ssh/known-hosts.js";
+import { projectSshTarget } from "../ssh/target.js";
 import { vmPaths } from "./paths.js";
 import type { VmRunRecord } from "./state.js";
 
@@ -42,15 +41,8 @@ export async function runInGuest(
   const { project, vm } = session;
   return runGuestCommand({
     ssh,
-    target: {
-      keyPath: join(sshDir(project.stateDir), "id_ed25519"),
-      knownHostsPath: knownHostsPath(project.stateDir),
-      hostKeyAlias: hostKeyAlias(project.name, vm.name),
-      user: vm.sshUser ?? endpoint.user,
-      port: endpoint.port,
-      host: endpoint.host,
-      controlPath: vmPaths(project, vm).sshControl,
-    },
+    // The connection up's readiness check opened, kept a few seconds: no new key exchange per script.
+    target: { ...projectSshTarget(project, vm, endpoint), controlPath: vmPaths(project, vm).sshControl },
     asRoot: true,
     signal: session.signal,
     connectUntil: session.connectUntil,

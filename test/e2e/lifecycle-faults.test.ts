@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { access, copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import {
+  access,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  realpath,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { findOnPath } from "../../src/host/tools.js";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip } from "../support/guest.js";
 
@@ -51,8 +62,10 @@ const exists = (path: string) =>
 
 test("no qemu binaries on PATH: exit 72 with install lines, nothing created", { skip }, async () => {
   const dir = await project(base);
+  // Only perl (which the metadata service's relay needs): QEMU's tools are the one problem.
   const emptyBin = join(root, "empty-bin");
   await mkdir(emptyBin, { recursive: true });
+  await symlink((await findOnPath("perl")) as string, join(emptyBin, "perl")).catch(() => {});
   const result = await castra(["up"], dir, { PATH: emptyBin });
   assert.equal(result.code, 72, result.stderr);
   assert.match(result.stderr, /error: qemu-system-x86_64 and qemu-img are not installed/);

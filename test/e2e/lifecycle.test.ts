@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { projectPaths } from "../../src/vm/paths.js";
 import { type CliResult, runCastra } from "../support/cli.js";
 import { buildTestGuest, qemuSkip } from "../support/guest.js";
 import { freePort, pidsRunning } from "../support/processes.js";
@@ -77,7 +78,7 @@ async function status(): Promise<{
 /** A hello on the broker's unix socket, where QEMU's relay takes a guest's connection to 169.254.2.4. */
 function sayHello(vm: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ path: join(dir, ".castra", "run", "broker.sock") });
+    const socket = connect({ path: projectPaths({ stateDir: join(dir, ".castra") }).brokerSocket });
     let text = "";
     socket.setEncoding("utf8");
     socket.on("error", reject);
