@@ -14,6 +14,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Called right after spawn (to sample /proc/<pid>/status while it runs). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Descriptors handed to the child as 3, 4, … (QEMU's `-add-fd` files). */
+  fds?: number[];
 }
 
 /** Cleanups run in reverse order at the end, on Ctrl-C and on a crash: the bench leaves nothing behind. */
@@ -91,7 +93,7 @@ export function startDetached(argv: string[], options: RunOptions = {}): ChildPr
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", "pipe", ...(options.fds ?? [])],
   });
   if (child.pid) livePids.add(child.pid);
   child.on("exit", () => {

@@ -23,6 +23,7 @@ export async function bootRow(bench: Bench): Promise<RowResult> {
   await down(bench, dir, env, 10);
   // The argv writes the serial console where castra reads it (docs/design.md, "Project state").
   const serialPath = join(dir, ".castra", "logs", "alpine-serial.log");
+  const overlay = join(dir, ".castra", "alpine-overlay.qcow2");
 
   // A TCG boot on a shared 2-vCPU machine varies by a second or more from run to run (on both sides): twice the
   // runs keep one slow boot from deciding the median.
@@ -38,7 +39,7 @@ export async function bootRow(bench: Bench): Promise<RowResult> {
           return ms;
         },
       },
-      { name: "qemu", sample: () => bareBoot(argv, serialPath) },
+      { name: "qemu", sample: () => bareBoot(argv, serialPath, overlay) },
     ],
     { warmup: bench.warmup, runs },
   );
@@ -53,11 +54,16 @@ export async function bootRow(bench: Bench): Promise<RowResult> {
   };
 }
 
-/** Starts QEMU with `argv`, returns the milliseconds until `login:` is on its serial log, then kills it. */
-async function bareBoot(argv: string[], serialPath: string): Promise<number> {
+/**
+ * Starts QEMU with `argv`, returns the milliseconds until `login:` is on its serial log, then kills it. The argv
+ * names its serial log and overlay by descriptor (`-add-fd` 3, 4, 5), opened here as castra opens them.
+ */
+async function bareBoot(argv: string[], serialPath: string, overlay: string): Promise<number> {
   await rm(serialPath, { force: true });
   const started = performance.now();
-  const qemu = startDetached(argv);
+  const files = [await open(serialPath, "w"), await open(overlay, "r+"), await open(overlay, "r")];
+  const qemu = startDetached(argv, { fds: files.map((f) => f.fd) });
+  await Promise.all(files.map((f) => f.close()));
   try {
     let offset = 0;
     let carry = Buffer.alloc(0);

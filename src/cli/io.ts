@@ -1,7 +1,6 @@
-import { createColors } from "picocolors";
+import { fstatSync, writeSync } from "node:fs";
 import type { CastraError } from "../errors.js";
-
-type Colors = ReturnType<typeof createColors>;
+import { type Colors, makeColors } from "./colors.js";
 
 /** One output stream with what commands need to know about it. */
 export interface OutStream {
@@ -50,7 +49,7 @@ export function makeStream(
   color: boolean,
   columns = 80,
 ): OutStream {
-  return { write, isTTY, color: createColors(color), columns };
+  return { write, isTTY, color: makeColors(color), columns };
 }
 
 export class StreamIO implements IO {
@@ -131,15 +130,51 @@ function truncate(line: string, width: number): string {
 
 export function processIO(noColor = false): IO {
   const env = process.env;
-  const stream = (s: NodeJS.WriteStream) =>
-    makeStream(
-      (text) => s.write(text),
-      Boolean(s.isTTY),
-      colorEnabled(Boolean(s.isTTY), env, noColor),
-      // A pty may report 0 columns: that means unknown, not "nothing fits".
-      s.columns || 80,
-    );
-  return new StreamIO(stream(process.stdout), stream(process.stderr), env, process.cwd());
+  return new StreamIO(processStream(1, env, noColor), processStream(2, env, noColor), env, process.cwd());
+}
+
+/**
+ * stdout or stderr. Only a character device can be a terminal: a pipe or a file is written with `writeSync`
+ * and never touches `process.stdout`, whose stream (and the tty and net modules behind it) costs a short
+ * command like `castra status` several milliseconds of its start-up.
+ */
+function processStream(fd: 1 | 2, env: NodeJS.ProcessEnv, noColor: boolean): OutStream {
+  if (!isCharacterDevice(fd)) return makeStream(fdWriter(fd), false, colorEnabled(false, env, noColor));
+  const s = fd === 1 ? process.stdout : process.stderr;
+  const isTTY = Boolean(s.isTTY);
+  // A pty may report 0 columns: that means unknown, not "nothing fits".
+  return makeStream((text) => s.write(text), isTTY, colorEnabled(isTTY, env, noColor), s.columns || 80);
+}
+
+function isCharacterDevice(fd: number): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice();
+  } catch {
+    return true; // Let Node's own stream decide.
+  }
+}
+
+/** Synchronous writes to a pipe or file; one the reader closed (EPIPE) ends output quietly. */
+function fdWriter(fd: 1 | 2): (text: string) => void {
+  let fallback: NodeJS.WriteStream | undefined;
+  let closed = false;
+  return (text) => {
+    if (closed) return;
+    if (fallback) return void fallback.write(text);
+    let bytes = Buffer.from(text);
+    while (bytes.length > 0) {
+      try {
+        bytes = bytes.subarray(writeSync(fd, bytes));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EPIPE") return void (closed = true);
+        if (code !== "EAGAIN") throw err;
+        // A non-blocking pipe that is full: Node's stream queues the rest and drains it before exit.
+        fallback = fd === 1 ? process.stdout : process.stderr;
+        return void fallback.write(bytes);
+      }
+    }
+  };
 }
 
 /** An IO that records everything, for tests. */
