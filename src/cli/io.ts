@@ -167,7 +167,10 @@ function fdWriter(fd: 1 | 2): (text: string) => void {
         bytes = bytes.subarray(writeSync(fd, bytes));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === "EPIPE") return void (closed = true);
+        if (code === "EPIPE") {
+          closed = true;
+          return;
+        }
         if (code !== "EAGAIN") throw err;
         // A non-blocking pipe that is full: Node's stream queues the rest and drains it before exit.
         fallback = fd === 1 ? process.stdout : process.stderr;
