@@ -12,7 +12,7 @@ export const PERL = "perl";
 export interface HostTools {
   qemuSystem: string;
   qemuImg: string;
-  /** Found only when a VM to start serves metadata: QEMU runs it per guest connection to 169.254.169.254. */
+  /** Found only when a VM to start serves metadata or has a broker: QEMU runs it per guest connection. */
   perl?: string;
 }
 

@@ -35,11 +35,6 @@ export interface ResponderConfig {
   vmPidFile: string;
 }
 
-/** QEMU's user network with `net=169.254.0.0/16` leases this address to the first guest (slirp's x.x.2.15). */
-export const DEFAULT_GUEST_IPV4 = "169.254.2.15";
-/** QEMU's default MAC address for a VM's first NIC. */
-export const DEFAULT_GUEST_MAC = "52:54:00:12:34:56";
-
 export function newResponderSecret(): string {
   return randomBytes(32).toString("base64url");
 }

@@ -1,5 +1,6 @@
 import type { Project, VmConfig } from "../config/model.js";
 import { findOnPath } from "../host/tools.js";
+import type { SshTarget } from "../ssh/client.js";
 import { type GuestCommand, type GuestCommandResult, runGuestCommand } from "../ssh/guest-command.js";
 import { hostKeyAlias, hostKeyMismatchError, knownHostsPath } from "../ssh/known-hosts.js";
 import { projectSshTarget } from "../ssh/target.js";
@@ -27,6 +28,18 @@ export function unreachableReason(session: Pick<GuestSession, "vm" | "record">):
 }
 
 /**
+ * How `up` logs into a running guest: `castra ssh`'s target, sharing one connection (kept a few seconds) from
+ * the readiness check through mounting and provisioning, so each script costs no new key exchange.
+ */
+export function sharedLoginTarget(
+  project: Project,
+  vm: VmConfig,
+  endpoint: NonNullable<VmRunRecord["ssh"]>,
+): SshTarget {
+  return { ...projectSshTarget(project, vm, endpoint), controlPath: vmPaths(project, vm).sshControl };
+}
+
+/**
  * Runs one of castra's constant scripts in the guest as root (see `ssh/guest-command.ts`), with the project
  * key, its login user and the project's known_hosts, like `castra ssh`. Resolves to undefined when there is
  * no `ssh` on the host.
@@ -41,8 +54,7 @@ export async function runInGuest(
   const { project, vm } = session;
   return runGuestCommand({
     ssh,
-    // The connection up's readiness check opened, kept a few seconds: no new key exchange per script.
-    target: { ...projectSshTarget(project, vm, endpoint), controlPath: vmPaths(project, vm).sshControl },
+    target: sharedLoginTarget(project, vm, endpoint),
     asRoot: true,
     signal: session.signal,
     connectUntil: session.connectUntil,

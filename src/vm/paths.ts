@@ -79,15 +79,16 @@ export function vmPaths(
   env = process.env,
 ): VmPaths {
   const { runDir, logsDir } = projectPaths(project, env);
+  const privateDir = privateRunDir(project, env);
   return {
     pidFile: join(runDir, `${vm.name}.pid`),
     stoppingMarker: join(runDir, `${vm.name}.stopping`),
     qmpSocket: socketPath(join(runDir, `${vm.name}.qmp`), `${project.stateDir}\0${vm.name}`, "qmp", env),
     qemuLog: join(logsDir, `${vm.name}.log`),
     serialLog: join(logsDir, `${vm.name}-serial.log`),
-    metadataConfig: join(privateRunDir(project, env), `${vm.name}-metadata.json`),
+    metadataConfig: join(privateDir, `${vm.name}-metadata.json`),
     metadataSocket: socketPath(
-      join(privateRunDir(project, env), `${vm.name}-metadata.sock`),
+      join(privateDir, `${vm.name}-metadata.sock`),
       `${project.stateDir}\0${vm.name}`,
       "metadata.sock",
       env,
@@ -98,7 +99,7 @@ export function vmPaths(
     sshPort: join(project.stateDir, "ssh", `${vm.name}.port`),
     provisionLog: join(logsDir, `${vm.name}-provision.log`),
     mountsRecord: mountsRecordPath(project, vm),
-    sshControl: join(privateRunDir(project, env), `${vm.name}.ssh`),
+    sshControl: join(privateDir, `${vm.name}.ssh`),
   };
 }
 

@@ -5,8 +5,7 @@ import { sleep } from "../host/process.js";
 import { findOnPath } from "../host/tools.js";
 import { buildSshArgs } from "../ssh/client.js";
 import { hostKeyMismatchError } from "../ssh/known-hosts.js";
-import { projectSshTarget } from "../ssh/target.js";
-import { vmPaths } from "./paths.js";
+import { sharedLoginTarget } from "./guest-session.js";
 import type { VmRunRecord } from "./state.js";
 
 /** Between two logins that failed: a guest's SSH server comes up seconds after its login prompt under TCG. */
@@ -29,10 +28,9 @@ export async function waitForSsh(
   const ssh = await findOnPath("ssh");
   if (!endpoint) return { by: "unchecked", reason: "it has no SSH forward" };
   if (!ssh) return { by: "unchecked", reason: "no ssh client is installed" };
-  const target = projectSshTarget(project, vm, endpoint);
+  const target = sharedLoginTarget(project, vm, endpoint);
   const where = { alias: target.hostKeyAlias, knownHostsPath: target.knownHostsPath, vmName: vm.name };
-  // Kept open a few seconds: mounting and provisioning right after log in through it.
-  const args = buildSshArgs({ ...target, command: ["true"], controlPath: vmPaths(project, vm).sshControl });
+  const args = buildSshArgs({ ...target, command: ["true"] });
   const started = Date.parse(record.startedAt) || Date.now();
   const deadline = Date.now() + options.timeoutMs;
   let lastError = "";
