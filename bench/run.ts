@@ -81,7 +81,7 @@ async function main(): Promise<void> {
 
   const work = await realpath(await mkdtemp(join(os.tmpdir(), "castra-bench-")));
   atCleanup(() => rm(work, { recursive: true, force: true }));
-  const castraJs = values.castra ? resolve(values.castra) : join(work, "dist", "castra.js");
+  const castraJs = values.castra ? resolve(values.castra) : join(work, "dist", "castra.cjs");
   if (values.castra) log(`measuring ${castraJs}`);
   else {
     log(`building castra into ${work}/dist`);

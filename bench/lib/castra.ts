@@ -5,7 +5,7 @@ import { atCleanup, killPid, mustRun, type RunOptions, timed } from "./procs.js"
 
 /** What every row gets: the castra under test, a scratch directory and how many runs to take. */
 export interface Bench {
-  /** The bundle built for this run (a private copy of dist/castra.js). */
+  /** The bundle built for this run (a private copy of dist/castra.cjs). */
   castraJs: string;
   work: string;
   runs: number;
@@ -13,7 +13,7 @@ export interface Bench {
   log(message: string): void;
 }
 
-/** `node castra.js ...args` */
+/** `node castra.cjs ...args` */
 export function castraArgv(bench: Bench, args: string[]): string[] {
   return [process.execPath, bench.castraJs, ...args];
 }

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { ExitCode } from "../errors.js";
 import { makeCreatedFilesPrivate } from "../host/umask.js";
 import { processIO } from "./io.js";

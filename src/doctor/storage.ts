@@ -3,7 +3,8 @@ import { dirname, join } from "node:path";
 import type { Project } from "../config/model.js";
 import { formatBytes } from "../host/bytes.js";
 import { existingAncestor } from "../host/files.js";
-import { isOwnedPrivateDir, shortRuntimeDir, UNIX_SOCKET_MAX_BYTES, vmPaths } from "../vm/paths.js";
+import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
+import { UNIX_SOCKET_MAX_BYTES, vmPaths } from "../vm/paths.js";
 import { MIN_FREE_DISK_BYTES } from "../vm/preflight.js";
 import { type DoctorCheck, fail, ok, warn } from "./check.js";
 

@@ -1,10 +1,10 @@
-import type { Stats } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Project, VmConfig } from "../config/model.js";
 import { CannotCreateError, fsError } from "../errors.js";
 import { ensureDir } from "../host/files.js";
 import { ensurePrivateDir, type NarrowedMode, narrowModes } from "../host/private-files.js";
+import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
 import { shortHash } from "../host/short-hash.js";
 
 /** Where each runtime and log file of one VM lives (docs/design.md, "Project state"). */
@@ -114,13 +114,6 @@ function socketPath(preferred: string, key: string, suffix: string, env: NodeJS.
   return join(shortRuntimeDir(env), `${shortHash(key)}.${suffix}`);
 }
 
-/** `$XDG_RUNTIME_DIR/castra`, else `/tmp/castra-<uid>`: private to this user. */
-export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_RUNTIME_DIR;
-  if (xdg?.startsWith("/")) return join(xdg, "castra");
-  return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
-}
-
 /**
  * The project's runtime files that a guest must never reach, outside the project (a guest with a writable
  * mount of the project can change anything under `.castra/`): `<short runtime dir>/<hash of .castra>/`. The
@@ -146,12 +139,6 @@ export async function ensureStateDirs(project: Pick<Project, "stateDir">): Promi
   await ensureOwnedPrivateDir(shortDir);
   await ensurePrivateDir(shortDir, privateRunDir(project));
   return narrowed;
-}
-
-/** A real directory (not a link), owned by this user, closed to group and others. */
-export function isOwnedPrivateDir(info: Stats): boolean {
-  const uid = process.getuid?.();
-  return info.isDirectory() && (uid === undefined || info.uid === uid) && (info.mode & 0o077) === 0;
 }
 
 /** A shared /tmp lets anyone pre-create our directory: only one that is ours, private and real is used. */

@@ -73,9 +73,9 @@ test("npm pack holds the bundle, README and LICENSE only; installed offline from
   });
   const [{ filename, files }] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
   const paths = files.map((f) => f.path).sort();
-  assert.ok(paths.includes("LICENSE") && paths.includes("README.md") && paths.includes("dist/castra.js"));
+  assert.ok(paths.includes("LICENSE") && paths.includes("README.md") && paths.includes("dist/castra.cjs"));
   assert.deepEqual(
-    paths.filter((p) => !/^(dist\/.+\.js|package\.json|README\.md|LICENSE)$/.test(p)),
+    paths.filter((p) => !/^(dist\/.+\.cjs|package\.json|README\.md|LICENSE)$/.test(p)),
     [],
     "nothing but the bundle, package.json, README and LICENSE",
   );

@@ -20,7 +20,7 @@ import { connectorArgv } from "../../src/vm/connector.js";
 import { CASTRA_BIN } from "../support/cli.js";
 import { exchange, type GuestfwdBridge, get, startGuestfwdBridge } from "../support/metadata.js";
 
-// Run `npm run build` first: the metadata server is dist/castra.js started as `up` starts it, and each
+// Run `npm run build` first: the metadata server is dist/castra.cjs started as `up` starts it, and each
 // connection runs the perl connector the way libslirp runs QEMU's guestfwd command.
 const run = promisify(execFile);
 const perl = await findOnPath("perl");

@@ -39,7 +39,7 @@ export interface Scenario {
   run(ctx: CaseContext): Promise<void>;
 }
 
-/** The CLI under test: run.ts builds a private copy (others may rebuild dist/ meanwhile), else dist/castra.js. */
+/** The CLI under test: run.ts builds a private copy (others may rebuild dist/ meanwhile), else dist/castra.cjs. */
 export function castraBin(): string {
   return process.env.CASTRA_FAULTS_BIN ?? CASTRA_BIN;
 }

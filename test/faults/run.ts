@@ -72,7 +72,7 @@ async function main(): Promise<number> {
 
 /**
  * Builds the CLI into a private directory, so another `npm run build` of dist/ cannot swap it mid-run.
- * CASTRA_FAULTS_BIN=<castra.js> runs the matrix against that build instead (e.g. an older commit's).
+ * CASTRA_FAULTS_BIN=<castra.cjs> runs the matrix against that build instead (e.g. an older commit's).
  */
 function buildPrivateCopy(): void {
   if (process.env.CASTRA_FAULTS_BIN) return;
@@ -81,8 +81,8 @@ function buildPrivateCopy(): void {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "inherit"],
   });
-  if (existsSync(join(outdir, "castra.js"))) {
-    process.env.CASTRA_FAULTS_BIN = join(outdir, "castra.js");
+  if (existsSync(join(outdir, "castra.cjs"))) {
+    process.env.CASTRA_FAULTS_BIN = join(outdir, "castra.cjs");
     process.on("exit", () => rmSync(outdir, { recursive: true, force: true }));
   }
 }

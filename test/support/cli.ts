@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 export const PROXY_VARIABLES = ["http_proxy", "https_proxy", "no_proxy"].flatMap((n) => [n, n.toUpperCase()]);
 
 /** The built CLI, spawned as a user would run it. Build first with `npm run build`. */
-export const CASTRA_BIN = fileURLToPath(new URL("../../dist/castra.js", import.meta.url));
+export const CASTRA_BIN = fileURLToPath(new URL("../../dist/castra.cjs", import.meta.url));
 
 export interface CliResult {
   code: number | null;

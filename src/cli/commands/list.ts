@@ -1,3 +1,4 @@
+import { readdir, readFile } from "node:fs/promises";
 import { loadProjectFile, synthesizeProject } from "../../config/load.js";
 import type { Project } from "../../config/model.js";
 import { CastraError } from "../../errors.js";
@@ -78,7 +79,6 @@ async function projectAt(dir: string): Promise<Project | undefined> {
 
 /** Directories of projects whose QEMU runs now (started before the registry existed, say). */
 async function runningProjectDirs(): Promise<string[]> {
-  const { readdir, readFile } = await import("node:fs/promises");
   const dirs: string[] = [];
   for (const pid of (await readdir("/proc").catch(() => [] as string[])).filter((n) => /^\d+$/.test(n))) {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");

@@ -1,0 +1,15 @@
+import type { Stats } from "node:fs";
+import { join } from "node:path";
+
+/** `$XDG_RUNTIME_DIR/castra`, else `/tmp/castra-<uid>`: private to this user. */
+export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg?.startsWith("/")) return join(xdg, "castra");
+  return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
+}
+
+/** A real directory (not a link), owned by this user, closed to group and others. */
+export function isOwnedPrivateDir(info: Stats): boolean {
+  const uid = process.getuid?.();
+  return info.isDirectory() && (uid === undefined || info.uid === uid) && (info.mode & 0o077) === 0;
+}
