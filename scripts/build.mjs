@@ -3,7 +3,7 @@
 // (docs/architecture.md, "Start-up").
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
@@ -29,25 +29,28 @@ rmSync(outdir, { recursive: true, force: true });
 const cli = await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],
-  outfile: `${outdir}/cli.cjs`,
   define: { __CASTRA_VERSION__: JSON.stringify(version) },
   metafile: true,
+  write: false,
+  outfile: `${outdir}/cli.cjs`,
 });
-// The bundle runs as a vm.Script, which has no loader for import(): everything must be inside it.
+const code = cli.outputFiles[0].text;
+// The bundle runs as a vm.Script: strict like a module, and without a loader for import(), so all inside it.
+if (!code.startsWith('"use strict";')) throw new Error("the bundle is not in strict mode");
 for (const [file, output] of Object.entries(cli.metafile.outputs)) {
   const dynamic = output.imports.filter((i) => i.kind === "dynamic-import");
   if (dynamic.length > 0)
     throw new Error(`${file} imports ${dynamic.map((i) => i.path).join(", ")} with import()`);
 }
+if (/\bimport\(/.test(code)) throw new Error("the bundle calls import()");
+// One character beyond ASCII, even in a comment, makes V8 hold the whole source two bytes a character.
+const lines = code.split("\n");
+const wide = lines.findIndex((line) => /[\u0080-\uffff]/.test(line));
+if (wide >= 0) throw new Error(`line ${wide + 1} of the bundle is not ASCII: ${lines[wide].trim()}`);
+// Its last line names its hash, which keys the code cache: V8 itself compares sources by length only.
+const bundleId = createHash("sha256").update(code).digest("hex").slice(0, 16);
+mkdirSync(outdir, { recursive: true });
+writeFileSync(`${outdir}/cli.cjs`, `${code}//# castra-bundle ${bundleId}\n`);
 
-const bundleId = createHash("sha256")
-  .update(readFileSync(`${outdir}/cli.cjs`))
-  .digest("hex")
-  .slice(0, 16);
-await build({
-  ...common,
-  entryPoints: ["src/entry/start.ts"],
-  outfile: `${outdir}/castra.cjs`,
-  define: { __CASTRA_BUNDLE_ID__: JSON.stringify(bundleId) },
-});
+await build({ ...common, entryPoints: ["src/entry/start.ts"], outfile: `${outdir}/castra.cjs` });
 chmodSync(`${outdir}/castra.cjs`, 0o755);

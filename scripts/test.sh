@@ -8,11 +8,13 @@ bash scripts/install-test-deps.sh
 [ -d node_modules ] || npm ci
 npm run --silent build
 
-# Tests never touch the user's own download cache, nor the list of projects `castra list` reads.
+# Tests never touch the user's own download cache, the list of projects `castra list` reads, nor the runtime
+# directory (sockets, code cache: kept under /tmp, whose short path leaves room for a unix socket name).
 CASTRA_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-cache.XXXXXX")
 XDG_STATE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/castra-test-state.XXXXXX")
-export CASTRA_CACHE_DIR XDG_STATE_HOME
-trap 'rm -rf "$CASTRA_CACHE_DIR" "$XDG_STATE_HOME"' EXIT
+XDG_RUNTIME_DIR=$(mktemp -d /tmp/castra-test-run.XXXXXX)
+export CASTRA_CACHE_DIR XDG_STATE_HOME XDG_RUNTIME_DIR
+trap 'rm -rf "$CASTRA_CACHE_DIR" "$XDG_STATE_HOME" "$XDG_RUNTIME_DIR"' EXIT
 
 # `npm run test:faults -- <regex>`: the fault matrix takes a scenario filter instead of more suites.
 if [ "${1:-}" = faults ] && [ $# -gt 1 ]; then

@@ -2,51 +2,69 @@ import {
   closeSync,
   constants,
   fstatSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { Script } from "node:vm";
+import { join } from "node:path";
 import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
 
 /**
- * V8's code cache for the CLI bundle: the bytecode of what a run compiled, so that the next run neither parses
- * nor compiles it again (Node 20 has no compile cache for a script it did not load itself). A cache is code the
- * next run executes, so it is kept only where no one else can write: the user's private runtime directory,
- * opened without following links. Every failure here only costs speed; none is ever reported.
+ * Where V8's code cache for the CLI bundle is kept, and how it is read and written. A cache is code the next run
+ * executes, so it lives only where no one else can write: the user's private runtime directory, opened without
+ * following links. Everything here is synchronous because the cache is written from an `exit` listener.
  */
 
 const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** The value of CASTRA_CODE_CACHE that turns the cache off. */
+export const CODE_CACHE_OFF = "off";
+/** Caches of other builds or Node versions older than this are removed when a new cache is written. */
+const STALE_MS = 7 * 24 * 3600 * 1000;
+/** The build ends the bundle with this line, naming the hash of everything before it. */
+const TRAILER = /\n\/\/# castra-bundle ([0-9a-f]{16})\n$/;
 
-/** `<private runtime dir>/code-cache`, created when missing; undefined unless it is ours alone. */
+/** The bundle's own hash from its last line, or undefined for a bundle without one (no cache then). */
+export function bundleIdOf(source: string): string | undefined {
+  return TRAILER.exec(source.slice(-64))?.[1];
+}
+
+/**
+ * `<private runtime dir>/code-cache`, created when missing inside a runtime directory that is already the user's
+ * own (`up` makes that one, and under `sudo -E` root must not make it for the user); undefined otherwise, or when
+ * CASTRA_CODE_CACHE=off.
+ */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.CASTRA_CODE_CACHE?.trim().toLowerCase() === CODE_CACHE_OFF) return undefined;
   const runtime = shortRuntimeDir(env);
+  if (!isPrivateDir(runtime)) return undefined;
   const dir = join(runtime, "code-cache");
-  for (const level of [runtime, dir]) {
-    try {
-      mkdirSync(level, { mode: 0o700 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") return undefined;
-    }
-    try {
-      if (!isOwnedPrivateDir(lstatSync(level))) return undefined;
-    } catch {
-      return undefined;
-    }
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") return undefined;
   }
-  return dir;
+  return isPrivateDir(dir) ? dir : undefined;
+}
+
+function isPrivateDir(dir: string): boolean {
+  try {
+    return isOwnedPrivateDir(lstatSync(dir));
+  } catch {
+    return false;
+  }
 }
 
 /**
  * One file per bundle and Node: V8 checks its own version and flags but compares sources by length only, so the
- * bundle's content hash (`bundleId`, from the build) is what tells two builds apart.
+ * bundle's hash is what tells two builds apart.
  */
 export function codeCacheFile(dir: string, bundleId: string): string {
   return join(dir, `cli-${bundleId}-node${process.versions.node}-${process.arch}.v8`);
@@ -72,8 +90,12 @@ export function readCodeCache(file: string): Buffer | undefined {
   }
 }
 
-/** Writes the cache whole or not at all: a new file renamed into place, so a concurrent run reads either. */
-export function writeCodeCache(file: string, data: Uint8Array): void {
+/**
+ * Saves a cache as a new file put in place whole, so a concurrent run reads all of one or none. An existing cache
+ * is kept (the first run's stays; a later run of the same build has nothing better) unless `replace`: V8 refused
+ * it. Never throws: a cache only ever saves time.
+ */
+export function writeCodeCache(file: string, data: Uint8Array, replace: boolean): void {
   const temp = `${file}.${process.pid}.tmp`;
   try {
     const fd = openSync(temp, CREATE, 0o600);
@@ -82,26 +104,22 @@ export function writeCodeCache(file: string, data: Uint8Array): void {
     } finally {
       closeSync(fd);
     }
-    renameSync(temp, file);
+    if (replace) renameSync(temp, file);
+    else linkSync(temp, file);
+    removeStale(file);
   } catch {
-    rmSync(temp, { force: true });
+    // Already there (another run was first), or no room: either way the run goes on without saving.
+  } finally {
+    rmSync(temp, { force: true, recursive: true });
   }
 }
 
-/**
- * Runs the CommonJS bundle at `bundle` as `require` would, compiled from `cacheFile` when V8 accepts it; when
- * there was none or V8 refused it, this run's code is saved there as it exits.
- */
-export function runBundle(bundle: string, cacheFile: string | undefined): void {
-  const source = readFileSync(bundle, "utf8");
-  const cachedData = cacheFile === undefined ? undefined : readCodeCache(cacheFile);
-  // The wrapper shares the bundle's first line, so stack traces keep the bundle's line numbers.
-  const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
-  const script = new Script(wrapped, { filename: bundle, cachedData });
-  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
-    // Made at exit, the cache holds every function this run compiled, not only the bundle's top level.
-    process.once("exit", () => writeCodeCache(cacheFile, script.createCachedData()));
+/** Other builds' caches (a castra updated or rebuilt) stop being used: remove those not written for a week. */
+function removeStale(kept: string): void {
+  const dir = join(kept, "..");
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (path === kept || !name.startsWith("cli-")) continue;
+    if (Date.now() - statSync(path).mtimeMs > STALE_MS) rmSync(path, { force: true });
   }
-  const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
 }

@@ -46,7 +46,7 @@ function clientOptions(target: SshTarget): [string, string][] {
     ["HostKeyAlias", target.hostKeyAlias],
     ["BatchMode", "yes"],
     ["ConnectTimeout", "10"],
-    // Hides "Permanently added …" on first use; a changed host key is an error and still shown.
+    // Hides "Permanently added ..." on first use; a changed host key is an error and still shown.
     ["LogLevel", "ERROR"],
   ];
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import {
   chmod,
   lstat,
@@ -17,6 +18,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { CASTRA_BIN, runCastra } from "../support/cli.js";
 
+const REPO = join(import.meta.dirname, "..", "..");
+
 // The installed command runs the bundle from V8's code cache in the private runtime directory
 // (docs/architecture.md, "Start-up"). These runs have a runtime directory of their own.
 
@@ -31,13 +34,18 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** A fresh XDG_RUNTIME_DIR (0700, as the login manager makes it) and where castra keeps its code cache. */
+/**
+ * A fresh XDG_RUNTIME_DIR (0700, as the login manager makes it) with castra's runtime directory in it, as the first
+ * `castra up` leaves it, and where castra keeps its code cache.
+ */
 async function runtime(): Promise<{ env: NodeJS.ProcessEnv; cacheDir: string }> {
   count += 1;
   const dir = join(root, `run${count}`);
-  await mkdir(dir, { mode: 0o700 });
+  await mkdir(join(dir, "castra"), { recursive: true, mode: 0o700 });
   return { env: { XDG_RUNTIME_DIR: dir }, cacheDir: join(dir, "castra", "code-cache") };
 }
+
+const VERSION = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")).version as string;
 
 async function version(env: NodeJS.ProcessEnv): Promise<string> {
   const result = await runCastra(["--version"], { cwd: root, env });
@@ -49,7 +57,11 @@ async function version(env: NodeJS.ProcessEnv): Promise<string> {
 async function onlyCacheFile(cacheDir: string): Promise<string> {
   const names = await readdir(cacheDir);
   assert.equal(names.length, 1, `one cache file, no leftovers: ${names.join(", ")}`);
-  assert.match(names[0] as string, /^cli-[0-9a-f]{16}-node\d+\.\d+\.\d+-\w+\.v8$/);
+  // Named by the hash of the bundle the run executed, as its last line says.
+  const bundle = await readFile(join(CASTRA_BIN, "..", "cli.cjs"), "utf8");
+  const [body, id] = bundle.split(/\/\/# castra-bundle ([0-9a-f]{16})\n$/) as [string, string];
+  assert.equal(id, createHash("sha256").update(body).digest("hex").slice(0, 16));
+  assert.equal(names[0], `cli-${id}-node${process.versions.node}-${process.arch}.v8`);
   return join(cacheDir, names[0] as string);
 }
 
@@ -57,7 +69,7 @@ test("the first run saves the code cache privately; the next runs use it as it i
   assert.ok(CASTRA_BIN.endsWith("castra.cjs"), "run `npm run build` first");
   const { env, cacheDir } = await runtime();
   const printed = await version(env);
-  assert.match(printed, /^0\.1\.0\b/);
+  assert.ok(printed.startsWith(`${VERSION}`), printed);
   const file = await onlyCacheFile(cacheDir);
   assert.equal((await stat(cacheDir)).mode & 0o777, 0o700);
   assert.equal((await stat(join(cacheDir, ".."))).mode & 0o777, 0o700);
@@ -98,20 +110,27 @@ test("a link planted at the cache's name is neither read nor written through", a
   await rm(file);
   await symlink(victim, file);
   assert.equal(await version(env), printed);
+  assert.equal(await version(env), printed);
   assert.equal(await readFile(victim, "utf8"), "the user's own file\n");
-  // The link itself was replaced by a cache file of castra's own.
-  assert.ok((await lstat(file)).isFile());
+  assert.ok((await lstat(file)).isSymbolicLink());
+  await onlyCacheFile(cacheDir);
 });
 
-test("a runtime directory others may write is not used for code", async () => {
-  const { env, cacheDir } = await runtime();
-  const shared = join(cacheDir, "..");
-  await mkdir(shared, { mode: 0o700 });
-  await chmod(shared, 0o770);
-  const printed = await version(env);
-  assert.match(printed, /^0\.1\.0\b/);
-  await assert.rejects(readdir(cacheDir), { code: "ENOENT" });
-  assert.equal(await version(env), printed);
+test("no cache where castra's runtime directory is missing or shared, or with CASTRA_CODE_CACHE=off", async () => {
+  const missing = join(root, `missing${count}`);
+  await mkdir(missing, { mode: 0o700 });
+  // `sudo -E castra status` must not make the user's runtime directory root's.
+  assert.ok((await version({ XDG_RUNTIME_DIR: missing })).startsWith(VERSION));
+  assert.deepEqual(await readdir(missing), []);
+
+  const shared = await runtime();
+  await chmod(join(shared.cacheDir, ".."), 0o770);
+  assert.ok((await version(shared.env)).startsWith(VERSION));
+  await assert.rejects(readdir(shared.cacheDir), { code: "ENOENT" });
+
+  const off = await runtime();
+  assert.ok((await version({ ...off.env, CASTRA_CODE_CACHE: "off" })).startsWith(VERSION));
+  await assert.rejects(readdir(off.cacheDir), { code: "ENOENT" });
 });
 
 test("exit codes and error output are the CLI's, with and without a cache", async () => {
