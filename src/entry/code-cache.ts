@@ -13,7 +13,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
 
 /**
@@ -110,16 +110,24 @@ export function writeCodeCache(file: string, data: Uint8Array, replace: boolean)
   } catch {
     // Already there (another run was first), or no room: either way the run goes on without saving.
   } finally {
-    rmSync(temp, { force: true, recursive: true });
+    removeQuietly(temp);
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true, recursive: true });
+  } catch {
+    // What cannot be removed now is a stale file for a later run to remove.
   }
 }
 
 /** Other builds' caches (a castra updated or rebuilt) stop being used: remove those not written for a week. */
 function removeStale(kept: string): void {
-  const dir = join(kept, "..");
+  const dir = dirname(kept);
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (path === kept || !name.startsWith("cli-")) continue;
-    if (Date.now() - statSync(path).mtimeMs > STALE_MS) rmSync(path, { force: true });
+    if (Date.now() - statSync(path).mtimeMs > STALE_MS) removeQuietly(path);
   }
 }
