@@ -1,6 +1,5 @@
 import {
   closeSync,
-  constants,
   fstatSync,
   linkSync,
   lstatSync,
@@ -14,7 +13,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
+import { OPEN_PRIVATE } from "../host/open-flags.js";
+import { isOwnedByUser, isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
 
 /**
  * Where V8's code cache for the CLI bundle is kept, and how it is read and written. A cache is code the next run
@@ -22,8 +22,6 @@ import { isOwnedPrivateDir, shortRuntimeDir } from "../host/runtime-dir.js";
  * following links. Everything here is synchronous because the cache is written from an `exit` listener.
  */
 
-const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
-const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** The value of CASTRA_CODE_CACHE that turns the cache off. */
 export const CODE_CACHE_OFF = "off";
 /** Caches of other builds or Node versions older than this are removed when a new cache is written. */
@@ -74,14 +72,13 @@ export function codeCacheFile(dir: string, bundleId: string): string {
 export function readCodeCache(file: string): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(file, READ);
+    fd = openSync(file, OPEN_PRIVATE.read);
   } catch {
     return undefined;
   }
   try {
     const info = fstatSync(fd);
-    const uid = process.getuid?.();
-    if (!info.isFile() || (uid !== undefined && info.uid !== uid)) return undefined;
+    if (!info.isFile() || !isOwnedByUser(info)) return undefined;
     return readFileSync(fd);
   } catch {
     return undefined;
@@ -98,7 +95,7 @@ export function readCodeCache(file: string): Buffer | undefined {
 export function writeCodeCache(file: string, data: Uint8Array, replace: boolean): void {
   const temp = `${file}.${process.pid}.tmp`;
   try {
-    const fd = openSync(temp, CREATE, 0o600);
+    const fd = openSync(temp, OPEN_PRIVATE.create, 0o600);
     try {
       writeFileSync(fd, data);
     } finally {

@@ -1,9 +1,9 @@
-import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
+import { OPEN_PRIVATE } from "./private-files.js";
 
 const BLOCK = 64 * 1024;
-/** Logs are read where castra wrote them, never through a link planted in their place. */
-const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+// Logs are read where castra wrote them, never through a link planted in their place (OPEN_PRIVATE.read).
 
 /**
  * The last `count` lines of a file, read backwards in blocks: a 200 MB log costs a few reads, not 200 MB.
@@ -15,7 +15,7 @@ export async function readTailLines(path: string, count: number): Promise<string
 
 /** The last `count` lines and the file size they end at (where following the file resumes). */
 export async function readTail(path: string, count: number): Promise<{ lines: string[]; size: number }> {
-  const handle = await open(path, READ);
+  const handle = await open(path, OPEN_PRIVATE.read);
   try {
     const { size } = await handle.stat();
     if (count <= 0) return { lines: [], size };
@@ -43,7 +43,7 @@ export async function readTail(path: string, count: number): Promise<{ lines: st
 export async function scanFileFor(path: string, text: string): Promise<boolean> {
   let handle: FileHandle;
   try {
-    handle = await open(path, READ);
+    handle = await open(path, OPEN_PRIVATE.read);
   } catch {
     return false;
   }
@@ -67,7 +67,7 @@ export async function scanFileFor(path: string, text: string): Promise<boolean> 
 
 /** Bytes appended since `offset` (at most `max`), for following a growing file. */
 export async function readFrom(path: string, offset: number, max = 1024 * 1024): Promise<Buffer> {
-  const handle = await open(path, READ);
+  const handle = await open(path, OPEN_PRIVATE.read);
   try {
     return await readAt(handle, offset, max);
   } finally {

@@ -1,26 +1,14 @@
-import { constants } from "node:fs";
 import { chmod, type FileHandle, lstat, mkdir, open, readdir } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { CannotCreateError, fsError, linkRefused } from "../errors.js";
+import { OPEN_PRIVATE, type OpenPrivateMode } from "./open-flags.js";
+
+export { OPEN_PRIVATE, type OpenPrivateMode };
 
 /**
  * Files in a private directory (a project's `.castra/`): opened without following a link at their own name
  * (a planted link could point anywhere the user can write), created 0600 under 0700 directories.
  */
-
-const { O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } = constants;
-
-/** How a file is opened; every way refuses a link (ELOOP, or EEXIST for `create`). */
-export const OPEN_PRIVATE = {
-  append: O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW,
-  truncate: O_WRONLY | O_TRUNC | O_CREAT | O_NOFOLLOW,
-  /** Only a new file: O_EXCL never follows a link either. */
-  create: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-  read: O_RDONLY | O_NOFOLLOW,
-  readWrite: O_RDWR | O_NOFOLLOW,
-} as const;
-
-export type OpenPrivateMode = keyof typeof OPEN_PRIVATE;
 
 /** Opens `path` as `how` says; a link there is exit 73 naming it, other failures map through `fsError`. */
 export async function openPrivate(path: string, how: OpenPrivateMode, action: string): Promise<FileHandle> {

@@ -8,8 +8,13 @@ export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
   return join("/tmp", `castra-${process.getuid?.() ?? "user"}`);
 }
 
+/** Owned by the user castra runs as (always true where there are no uids). */
+export function isOwnedByUser(info: Stats): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || info.uid === uid;
+}
+
 /** A real directory (not a link), owned by this user, closed to group and others. */
 export function isOwnedPrivateDir(info: Stats): boolean {
-  const uid = process.getuid?.();
-  return info.isDirectory() && (uid === undefined || info.uid === uid) && (info.mode & 0o077) === 0;
+  return info.isDirectory() && isOwnedByUser(info) && (info.mode & 0o077) === 0;
 }

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
-import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { displayPath } from "../config/load.js";
 import type { Project, ProvisionStep, VmConfig } from "../config/model.js";
 import { fsError, InputMissingError } from "../errors.js";
+import { openPrivate } from "../host/private-files.js";
 import type { GuestCommandResult } from "../ssh/guest-command.js";
 import { overlayIdentity, type ProvisionRecord, readProvisionRecord } from "./guest-records.js";
 import { type GuestSession, runInGuest } from "./guest-session.js";
@@ -102,13 +102,11 @@ export async function runProvisionStep(
 /** Appends, never following a link planted where the log should be. */
 async function openProvisionLog(session: GuestSession) {
   const path = vmPaths(session.project, session.vm).provisionLog;
-  try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
-    return await open(path, flags, 0o600);
-  } catch (err) {
-    throw fsError(err, "open the provisioning log", path);
-  }
+  const action = "open the provisioning log";
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    throw fsError(err, action, path);
+  });
+  return openPrivate(path, "append", action);
 }
 
 async function readScript(project: Project, vm: VmConfig, path: string): Promise<Buffer> {
